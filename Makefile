@@ -1,0 +1,53 @@
+# Every target does its own set-up: `make up` and `make test` work on a fresh machine with Docker.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA ?= .data
+PYTEST_ARGS ?=
+
+.PHONY: install up test test-fast lint typecheck images bench engine clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+engine:
+	bash scripts/ensure-docker.sh
+
+.env:
+	@bash scripts/make-env.sh .env
+
+images: install engine
+	$(BIN)/ava images build
+
+up: install engine images .env
+	@mkdir -p $(DATA)
+	@set -a; . ./.env; set +a; exec $(BIN)/ava serve --host $(HOST) --port $(PORT) --db $(DATA)/ava.db
+
+test: install engine
+	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -m "not docker" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check ava_platform tests bench
+	$(BIN)/ruff format --check ava_platform tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install engine images
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/runtimes.py
+	$(BIN)/python bench/jobs.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

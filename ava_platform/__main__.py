@@ -1,0 +1,3 @@
+from ava_platform.cli import main
+
+main()

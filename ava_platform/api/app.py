@@ -1,0 +1,72 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from ava_platform import __version__
+from ava_platform.api import workers
+from ava_platform.api.auth import auth_guard, provide_principal
+from ava_platform.api.errors import EXCEPTION_HANDLERS
+from ava_platform.api.health import healthz, readyz
+from ava_platform.service.container import Services
+
+MAX_JSON_BODY = 2 * 1024 * 1024
+
+_OPENAPI = OpenAPIConfig(
+    title="AVA execution platform",
+    version=__version__,
+    description="Workers are blueprints for autonomous agents; each execution is a job.",
+    path="/docs",
+    render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+    components=Components(
+        security_schemes={
+            "internalSecret": SecurityScheme(
+                type="apiKey", name="x-internal-secret", security_scheme_in="header"
+            )
+        }
+    ),
+    security=[{"internalSecret": []}],
+)
+
+
+def create_app(services: Services, *, internal_secret: str) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    deps: dict[str, Provide] = {"principal": Provide(provide_principal)}
+    deps.update(workers.dependencies(services.workers))
+    api = Router(
+        path="/v1/ava",
+        route_handlers=[workers.WorkersController],
+        guards=[auth_guard],
+        dependencies=deps,
+    )
+    app = Litestar(
+        route_handlers=[api, healthz, readyz],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=_OPENAPI,
+        lifespan=[lifespan],
+        request_max_body_size=MAX_JSON_BODY,
+        debug=False,
+    )
+    app.state.internal_secret = internal_secret
+    app.state.services = services
+    return app
+
+
+def app_state(app: Litestar) -> Any:
+    return app.state

@@ -1,0 +1,11 @@
+"""Names of the injected dependencies, marked explicitly as Litestar 3 will require."""
+
+from __future__ import annotations
+
+from litestar.di import NamedDependency
+
+from ava_platform.service.auth import Principal
+from ava_platform.service.workers import WorkerService
+
+PrincipalDep = NamedDependency[Principal]
+WorkersDep = NamedDependency[WorkerService]

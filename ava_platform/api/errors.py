@@ -1,0 +1,104 @@
+"""The one place where errors become HTTP responses, all in the shape
+`{"error": {"code", "message", "details"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from ava_platform import errors
+from ava_platform.log import get_logger
+
+log = get_logger("ava.api")
+
+STATUS_OF: dict[type[errors.AvaError], int] = {
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.BadRequest: 400,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMedia: 415,
+    errors.ExecutorError: 503,
+}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response[Any]:
+    return Response(
+        {"error": {"code": code, "message": message, "details": details}},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+def _status_for(exc: errors.AvaError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+def handle_ava_error(_: Request[Any, Any, Any], exc: errors.AvaError) -> Response[Any]:
+    return error_response(_status_for(exc), exc.code, exc.message, exc.details)
+
+
+def _field(item: dict[str, Any], query: Any) -> str:
+    key = str(item.get("key") or "")
+    message = str(item.get("message", ""))
+    if "unknown field `" in message:
+        return message.split("unknown field `", 1)[1].split("`", 1)[0]
+    if key and f"filter[{key}]" in query:
+        return f"filter[{key}]"
+    return key if key and key != "data" else "body"
+
+
+def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    details = [
+        {"field": _field(item, request.query_params), "message": str(item.get("message", ""))}
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    in_body = any(isinstance(i, dict) and i.get("source") == "body" for i in extra)
+    status, code = (422, "validation_error") if in_body else (400, "bad_request")
+    message = f"{details[0]['field']}: {details[0]['message']}" if details else exc.detail
+    return error_response(status, code, message, details or None)
+
+
+def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc.__cause__, SerializationException):
+        return error_response(
+            400, "malformed_json", f"request body is not valid JSON: {exc.detail}"
+        )
+    if status >= 500:
+        log.error("http_error", status=status, detail=exc.detail)
+        return error_response(status, "internal_error", "internal error")
+    return error_response(status, _HTTP_CODES.get(status, "error"), str(exc.detail))
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return error_response(500, "internal_error", "internal error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ValidationException: handle_validation,
+    errors.AvaError: handle_ava_error,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,93 @@
+"""Workers routes: thin — parse, one service call, return a Struct."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from ava_platform.api.auth import json_body_guard
+from ava_platform.api.deps import PrincipalDep, WorkersDep
+from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
+from ava_platform.models import (
+    PageMeta,
+    Runtime,
+    Worker,
+    WorkerCreate,
+    WorkerPage,
+    WorkerPatch,
+    WorkerStatus,
+)
+from ava_platform.service.workers import WorkerQuery, WorkerService
+
+_FILTERS = {"filter[status]", "filter[runtime]"}
+
+
+class WorkersController(Controller):
+    path = "/workers"
+    tags = ["workers"]  # noqa: RUF012
+    guards = [json_body_guard]  # noqa: RUF012
+
+    @get("/", summary="List workers")
+    async def list_workers(
+        self,
+        request: Request[Any, Any, Any],
+        workers: WorkersDep,
+        principal: PrincipalDep,
+        status: Annotated[
+            WorkerStatus | None,
+            QueryParameter(name="filter[status]", description="active | paused | deprecated"),
+        ] = None,
+        runtime: Annotated[
+            Runtime | None,
+            QueryParameter(
+                name="filter[runtime]", description="nodejs | python | deno | shell | wasm"
+            ),
+        ] = None,
+        q: Annotated[
+            str | None, QueryParameter(max_length=200, description="Search workers by name.")
+        ] = None,
+        page: Page = 1,
+        per_page: PerPage = 20,
+    ) -> WorkerPage:
+        reject_unknown_filters(request.query_params, _FILTERS)
+        query = WorkerQuery(status=status, runtime=runtime, q=q, page=page, per_page=per_page)
+        items, total = await workers.list(principal, query)
+        return WorkerPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+
+    @post("/", summary="Create a worker", status_code=201)
+    async def create_worker(
+        self, data: JSONBody[WorkerCreate], workers: WorkersDep, principal: PrincipalDep
+    ) -> Worker:
+        return await workers.create(principal, data)
+
+    @get("/{worker_id:str}", summary="Get a worker")
+    async def get_worker(
+        self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
+    ) -> Worker:
+        return await workers.get(principal, worker_id)
+
+    @patch("/{worker_id:str}", summary="Update a worker")
+    async def update_worker(
+        self,
+        worker_id: FromPath[str],
+        data: JSONBody[WorkerPatch],
+        workers: WorkersDep,
+        principal: PrincipalDep,
+    ) -> Worker:
+        return await workers.update(principal, worker_id, data)
+
+    @delete("/{worker_id:str}", summary="Delete (deprecate) a worker", status_code=200)
+    async def delete_worker(
+        self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
+    ) -> Worker:
+        return await workers.deprecate(principal, worker_id)
+
+
+def dependencies(service: WorkerService) -> dict[str, Provide]:
+    async def provide() -> WorkerService:
+        return service
+
+    return {"workers": Provide(provide)}

@@ -1,0 +1,74 @@
+"""`ava` entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ava_platform import __version__
+
+app = typer.Typer(
+    help="AVA: run autonomous agents in fresh, hardened containers.", no_args_is_help=True
+)
+images_app = typer.Typer(help="Runtime images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
+) -> None:
+    """Start the API server and the job scheduler."""
+    import uvicorn
+
+    from ava_platform import log
+    from ava_platform.api.app import create_app
+    from ava_platform.config import load_settings
+    from ava_platform.errors import ConfigError
+    from ava_platform.wiring import Platform
+
+    try:
+        settings = load_settings(db_path=db)
+    except ConfigError as exc:
+        typer.echo(f"ava serve: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    log.configure()
+    log.register_secret(settings.internal_secret)
+    application = create_app(Platform(settings), internal_secret=settings.internal_secret)
+    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+
+
+@images_app.command("build")
+def images_build(
+    runtime: Annotated[list[str] | None, typer.Option(help="Only these runtimes.")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even when up to date.")] = False,
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="CA bundle builds trust (default: the host's).")
+    ] = None,
+) -> None:
+    """Build the runtime images (incremental; works with no registry)."""
+    from ava_platform.images import build_images
+
+    reports = build_images(runtime or None, ca_bundle=ca_bundle, force=force)
+    for report in reports:
+        typer.echo(
+            f"{report.tag}\t{'built' if report.built else 'up to date'}\t{report.seconds:.1f}s"
+        )
+
+
+@app.command()
+def version() -> None:
+    """Print the platform version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="ava")
+
+
+if __name__ == "__main__":
+    main()

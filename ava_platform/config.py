@@ -1,0 +1,80 @@
+"""Settings from `AVA_*` environment variables, read once at start-up.
+
+A missing or malformed secret stops the server with a one-line reason (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from ava_platform.errors import ConfigError
+
+MIN_INTERNAL_SECRET_LEN = 16
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    internal_secret: str
+    secret_key: bytes
+    db_path: Path = Path(".data/ava.db")
+    max_concurrent_jobs: int = 4
+    log_cap_bytes: int = 10 * 1024 * 1024
+    job_poll_interval_s: float = 0.5
+    lease_s: float = 30.0
+    max_worker_lost: int = 3
+    image_retention: int = 5
+    ca_bundle: Path | None = None
+
+
+def _decode_key(raw: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError("AVA_SECRET_KEY is not urlsafe base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"AVA_SECRET_KEY must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
+    env = os.environ if env is None else env
+    secret = env.get("AVA_INTERNAL_SECRET", "")
+    if not secret:
+        raise ConfigError("AVA_INTERNAL_SECRET is not set")
+    if len(secret) < MIN_INTERNAL_SECRET_LEN:
+        raise ConfigError(f"AVA_INTERNAL_SECRET must be at least {MIN_INTERNAL_SECRET_LEN} chars")
+    raw_key = env.get("AVA_SECRET_KEY", "")
+    if not raw_key:
+        raise ConfigError("AVA_SECRET_KEY is not set (32 random bytes, urlsafe base64)")
+    ca = env.get("AVA_CA_BUNDLE")
+    return Settings(
+        internal_secret=secret,
+        secret_key=_decode_key(raw_key),
+        db_path=db_path or Path(env.get("AVA_DB_PATH") or ".data/ava.db"),
+        max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
+        log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),
+        image_retention=_int(env, "AVA_IMAGE_RETENTION", 5, 1),
+        ca_bundle=Path(ca) if ca else None,
+    )
+
+
+def generate_secret_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()

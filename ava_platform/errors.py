@@ -1,0 +1,75 @@
+"""The one error hierarchy of AVA. Adapters translate driver errors into these; the API maps
+them to HTTP in one place (`api/errors.py`).
+
+    AvaError
+    ├── ConfigError          settings missing or malformed; the server refuses to start
+    ├── Unauthorized         401: x-internal-secret missing or wrong
+    ├── Forbidden            403: role missing, unknown, or not allowed
+    ├── BadRequest           400: malformed request, bad header or invalid filter
+    ├── NotFound             404: unknown, or another tenant's, resource
+    ├── Conflict             409: the resource's state forbids the action
+    ├── Invalid              422: field validation, with per-field details
+    ├── PayloadTooLarge      413
+    ├── UnsupportedMedia     415
+    └── ExecutorError        the container engine failed (transient or not)
+        └── ImageMissing     the runtime image is not built
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AvaError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(AvaError):
+    code = "config_error"
+
+
+class Unauthorized(AvaError):
+    code = "unauthorized"
+
+
+class Forbidden(AvaError):
+    code = "forbidden"
+
+
+class BadRequest(AvaError):
+    code = "bad_request"
+
+
+class NotFound(AvaError):
+    code = "not_found"
+
+
+class Conflict(AvaError):
+    code = "conflict"
+
+
+class Invalid(AvaError):
+    code = "validation_error"
+
+
+class PayloadTooLarge(AvaError):
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(AvaError):
+    code = "unsupported_media_type"
+
+
+class ExecutorError(AvaError):
+    code = "executor_error"
+
+
+class ImageMissing(ExecutorError):
+    code = "image_missing"

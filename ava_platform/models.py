@@ -1,0 +1,210 @@
+"""Domain and wire Structs. Pure: no I/O, no framework imports.
+
+Request Structs (`WorkerCreate`, `WorkerPatch`, `JobCreate`) forbid unknown fields, so a client
+can never mass-assign `id`, `tenant_id`, `version` or timestamps.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEADER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_TIMEOUT_S = 3600
+MAX_RETRIES = 5
+
+
+class Runtime(StrEnum):
+    NODEJS = "nodejs"  # Node.js 18+, CommonJS or ESM handler
+    PYTHON = "python"  # CPython 3.11, async or plain def handler
+    DENO = "deno"  # Deno 2, TypeScript default export
+    SHELL = "shell"  # bash script, result written to $AVA_RESULT
+    WASM = "wasm"  # WASI preview 1 module run by wasmtime
+
+
+DEFAULT_ENTRYPOINT: dict[Runtime, str] = {
+    Runtime.NODEJS: "index.js",
+    Runtime.PYTHON: "main.py",
+    Runtime.DENO: "main.ts",
+    Runtime.SHELL: "main.sh",
+    Runtime.WASM: "main.wasm",
+}
+
+
+class WorkerStatus(StrEnum):
+    ACTIVE = "active"  # accepts new jobs
+    PAUSED = "paused"  # refuses new jobs; running ones finish; schedules skip
+    DEPRECATED = "deprecated"  # soft-deleted; read-only forever
+
+
+class PatchableStatus(StrEnum):
+    ACTIVE = "active"  # resume
+    PAUSED = "paused"  # stop queuing
+
+
+class Network(StrEnum):
+    EGRESS = "egress"  # bridge network with outbound access
+    NONE = "none"  # no network interface but loopback
+
+
+class Role(StrEnum):
+    SYSTEM_ADMIN = "tenant-system-admin"  # everything
+    ADMIN = "tenant-admin"  # everything
+    DEVELOPER = "tenant-developer"  # everything but secret values
+    OPERATOR = "tenant-operator"  # read, trigger and cancel
+    VIEWER = "tenant-viewer"  # read only
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a slot (or for its next attempt)
+    RUNNING = "running"  # an attempt's container is alive
+    SUCCEEDED = "succeeded"  # the handler returned a JSON result
+    FAILED = "failed"  # the last attempt failed
+    TIMED_OUT = "timed_out"  # the last attempt hit timeout_seconds
+    CANCELLED = "cancelled"  # cancelled by a user
+
+
+FINISHED = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED}
+)
+
+
+class Trigger(StrEnum):
+    API = "api"  # POST /workers/{id}/jobs
+    SCHEDULE = "schedule"  # a cron schedule fired
+
+
+ConfigValue = str | int | float | bool
+Name = Annotated[str, Meta(min_length=1, max_length=200, description="Human-readable worker name.")]
+Description = Annotated[str, Meta(max_length=4000, description="What this worker does.")]
+Entrypoint = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=255,
+        description='File path within source bundle (e.g. "index.js"). Defaults to runtime convention.',
+    ),
+]
+SourceCode = Annotated[
+    str,
+    Meta(
+        max_length=1_048_576,
+        description="Inline source code (for simple workers). For complex workers use source "
+        "bundles via the deploy endpoint. wasm: base64 of the module.",
+    ),
+]
+Config = Annotated[
+    dict[str, ConfigValue],
+    Meta(description="Non-secret config key/value pairs injected as environment variables."),
+]
+SecretNames = Annotated[
+    list[str],
+    Meta(
+        max_length=100,
+        description="Secret key names to inject at runtime. Values are set separately via the "
+        "secrets vault.",
+    ),
+]
+TimeoutSeconds = Annotated[
+    int, Meta(ge=1, le=MAX_TIMEOUT_S, description="Max execution time. Default 300, max 3600.")
+]
+MaxRetries = Annotated[
+    int, Meta(ge=0, le=MAX_RETRIES, description="Auto-retry on failure. Default 0, max 5.")
+]
+MemoryMb = Annotated[int, Meta(ge=16, le=8192, description="Memory limit. Default 256, 16..8192.")]
+Cpus = Annotated[float, Meta(ge=0.1, description="CPU limit. Default 1.0, 0.1..host cores.")]
+MaxConcurrency = Annotated[
+    int, Meta(ge=1, le=10_000, description="Jobs of this worker running at once; null: unlimited.")
+]
+
+
+class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name
+    runtime: Annotated[Runtime, Meta(description="nodejs | python | deno | shell | wasm")]
+    description: Description = ""
+    entrypoint: Entrypoint | None = None
+    source_code: SourceCode | None = None
+    config: Config = msgspec.field(default_factory=dict)
+    secrets: SecretNames = msgspec.field(default_factory=list)
+    timeout_seconds: TimeoutSeconds = 300
+    max_retries: MaxRetries = 0
+    memory_mb: MemoryMb = 256
+    cpus: Cpus = 1.0
+    network: Network = Network.EGRESS
+    max_concurrency: MaxConcurrency | None = None
+
+
+class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    status: (
+        Annotated[
+            PatchableStatus, Meta(description="active | paused — change without modifying code.")
+        ]
+        | UnsetType
+    ) = UNSET
+    source_code: SourceCode | UnsetType = UNSET
+    entrypoint: Entrypoint | UnsetType = UNSET
+    config: (
+        Annotated[
+            dict[str, ConfigValue | None],
+            Meta(description="Merged into existing config; a key set to null is removed."),
+        ]
+        | UnsetType
+    ) = UNSET
+    secrets: SecretNames | UnsetType = UNSET
+    timeout_seconds: TimeoutSeconds | UnsetType = UNSET
+    max_retries: MaxRetries | UnsetType = UNSET
+    memory_mb: MemoryMb | UnsetType = UNSET
+    cpus: Cpus | UnsetType = UNSET
+    network: Network | UnsetType = UNSET
+    max_concurrency: MaxConcurrency | UnsetType | None = UNSET
+
+
+class Worker(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant_id: str
+    name: str
+    description: str
+    runtime: Runtime
+    entrypoint: str
+    source_code: str | None
+    config: dict[str, ConfigValue]
+    secrets: list[str]
+    timeout_seconds: int
+    max_retries: int
+    memory_mb: int
+    cpus: float
+    network: Network
+    max_concurrency: int | None
+    status: WorkerStatus
+    version: int
+    created_at: str
+    updated_at: str
+    created_by: str
+
+
+class PageMeta(msgspec.Struct, frozen=True):
+    page: int
+    per_page: int
+    total: int
+
+
+class WorkerPage(msgspec.Struct, frozen=True):
+    data: list[Worker]
+    meta: PageMeta
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(msgspec.Struct, frozen=True):
+    error: ErrorBody

@@ -1,0 +1,166 @@
+"""Worker use cases: validation, defaults, tenancy and the status rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from ava_platform.clock import Clock, iso
+from ava_platform.errors import Conflict, NotFound
+from ava_platform.ids import new_id
+from ava_platform.models import (
+    DEFAULT_ENTRYPOINT,
+    Runtime,
+    Worker,
+    WorkerCreate,
+    WorkerPatch,
+    WorkerStatus,
+)
+from ava_platform.service.auth import Permission, Principal
+from ava_platform.service.validation import (
+    Problems,
+    check_config,
+    check_cpus,
+    check_entrypoint,
+    check_secrets,
+    check_source,
+)
+from ava_platform.store.workers import WorkerStore
+
+_SOURCE_FIELDS = ("source_code", "entrypoint")
+
+
+@dataclass(frozen=True)
+class WorkerQuery:
+    status: WorkerStatus | None = None
+    runtime: Runtime | None = None
+    q: str | None = None
+    page: int = 1
+    per_page: int = 20
+
+
+class WorkerService:
+    def __init__(self, store: WorkerStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def create(self, who: Principal, data: WorkerCreate) -> Worker:
+        who.require(Permission.MANAGE)
+        entrypoint = data.entrypoint or DEFAULT_ENTRYPOINT[data.runtime]
+        problems = Problems()
+        check_config(problems, data.config)
+        check_secrets(problems, data.secrets)
+        check_entrypoint(problems, entrypoint)
+        check_cpus(problems, data.cpus)
+        check_source(problems, data.runtime, data.source_code)
+        problems.raise_if_any()
+        now = iso(self._clock.now())
+        worker = Worker(
+            id=new_id("wkr"),
+            tenant_id=who.tenant_id,
+            name=data.name,
+            description=data.description,
+            runtime=data.runtime,
+            entrypoint=entrypoint,
+            source_code=data.source_code,
+            config=data.config,
+            secrets=data.secrets,
+            timeout_seconds=data.timeout_seconds,
+            max_retries=data.max_retries,
+            memory_mb=data.memory_mb,
+            cpus=data.cpus,
+            network=data.network,
+            max_concurrency=data.max_concurrency,
+            status=WorkerStatus.ACTIVE,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            created_by=who.user_id,
+        )
+        await self._store.insert(worker)
+        return worker
+
+    async def get(self, who: Principal, worker_id: str) -> Worker:
+        who.require(Permission.READ)
+        worker = await self._store.get(who.tenant_id, worker_id)
+        if worker is None:
+            raise NotFound(f"worker {worker_id} not found", code="worker_not_found")
+        return worker
+
+    async def list(self, who: Principal, query: WorkerQuery) -> tuple[list[Worker], int]:
+        who.require(Permission.READ)
+        return await self._store.list(
+            who.tenant_id,
+            status=query.status,
+            runtime=query.runtime.value if query.runtime else None,
+            q=query.q,
+            limit=query.per_page,
+            offset=(query.page - 1) * query.per_page,
+        )
+
+    async def update(self, who: Principal, worker_id: str, patch: WorkerPatch) -> Worker:
+        who.require(Permission.MANAGE)
+        worker = await self.get(who, worker_id)
+        if worker.status is WorkerStatus.DEPRECATED:
+            raise Conflict("a deprecated worker cannot be changed", code="worker_deprecated")
+        changes = _patch_changes(patch)
+        _validate_patch(worker, changes)
+        if "config" in changes:
+            changes["config"] = _merge_config(worker.config, changes["config"])
+        source_changed = any(
+            f in changes and changes[f] != getattr(worker, f) for f in _SOURCE_FIELDS
+        )
+        if source_changed:
+            changes["version"] = worker.version + 1
+        changes["updated_at"] = iso(self._clock.now())
+        updated = msgspec.structs.replace(worker, **changes)
+        await self._store.update(updated, new_version_by=who.user_id if source_changed else None)
+        return updated
+
+    async def deprecate(self, who: Principal, worker_id: str) -> Worker:
+        who.require(Permission.MANAGE)
+        worker = await self.get(who, worker_id)
+        if worker.status is WorkerStatus.DEPRECATED:
+            return worker
+        updated = msgspec.structs.replace(
+            worker, status=WorkerStatus.DEPRECATED, updated_at=iso(self._clock.now())
+        )
+        await self._store.update(updated, new_version_by=None)
+        return updated
+
+
+def _patch_changes(patch: WorkerPatch) -> dict[str, Any]:
+    changes = {
+        f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET
+    }
+    if "status" in changes:
+        changes["status"] = WorkerStatus(changes["status"].value)
+    return changes
+
+
+def _validate_patch(worker: Worker, changes: dict[str, Any]) -> None:
+    problems = Problems()
+    if "config" in changes:
+        check_config(problems, changes["config"])
+    if "secrets" in changes:
+        check_secrets(problems, changes["secrets"])
+    if "entrypoint" in changes:
+        check_entrypoint(problems, changes["entrypoint"])
+    if "cpus" in changes:
+        check_cpus(problems, changes["cpus"])
+    if "source_code" in changes:
+        check_source(problems, worker.runtime, changes["source_code"])
+    problems.raise_if_any()
+
+
+def _merge_config(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,120 @@
+"""Versioned schema. Each entry runs once, in order, inside one transaction; the applied
+version is kept in `PRAGMA user_version`, so a second start on the same file changes nothing.
+Append new migrations; never edit an applied one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: workers, their versions, and name search
+    """
+    CREATE TABLE workers (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        entrypoint TEXT NOT NULL,
+        source_code TEXT,
+        config TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        timeout_seconds INTEGER NOT NULL,
+        max_retries INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        cpus REAL NOT NULL,
+        network TEXT NOT NULL,
+        max_concurrency INTEGER,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    CREATE INDEX workers_tenant ON workers (tenant_id, seq);
+    CREATE INDEX workers_tenant_status ON workers (tenant_id, status, seq);
+    CREATE INDEX workers_tenant_runtime ON workers (tenant_id, runtime, status, seq);
+    -- trigram index: case-insensitive substring search on names without scanning the table
+    CREATE VIRTUAL TABLE workers_fts USING fts5 (
+        name, content='workers', content_rowid='seq', tokenize='trigram'
+    );
+    CREATE TRIGGER workers_fts_insert AFTER INSERT ON workers BEGIN
+        INSERT INTO workers_fts (rowid, name) VALUES (new.seq, new.name);
+    END;
+    CREATE TRIGGER workers_fts_update AFTER UPDATE OF name ON workers BEGIN
+        INSERT INTO workers_fts (workers_fts, rowid, name) VALUES ('delete', old.seq, old.name);
+        INSERT INTO workers_fts (rowid, name) VALUES (new.seq, new.name);
+    END;
+    CREATE TABLE worker_versions (
+        worker_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        source_digest TEXT NOT NULL,
+        source_code TEXT,
+        entrypoint TEXT NOT NULL,
+        image TEXT,
+        status TEXT NOT NULL,
+        build_log TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (worker_id, version)
+    );
+    """,
+    # 2: jobs, their attempts and logs (the durable queue)
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        worker_id TEXT NOT NULL,
+        worker_version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_retries INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        schedule_id TEXT,
+        idempotency_key TEXT,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        next_attempt_at TEXT,
+        lease_owner TEXT,
+        lease_expires_at TEXT,
+        container_id TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        lost_count INTEGER NOT NULL DEFAULT 0,
+        log_bytes INTEGER NOT NULL DEFAULT 0,
+        log_truncated INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_claim ON jobs (status, next_attempt_at, seq);
+    CREATE INDEX jobs_tenant ON jobs (tenant_id, seq);
+    CREATE INDEX jobs_tenant_status ON jobs (tenant_id, status, seq);
+    CREATE INDEX jobs_worker ON jobs (worker_id, seq);
+    CREATE INDEX jobs_worker_status ON jobs (worker_id, status);
+    CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, worker_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE TABLE job_attempts (
+        job_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT,
+        exit_code INTEGER,
+        error TEXT,
+        container_id TEXT,
+        PRIMARY KEY (job_id, number)
+    );
+    CREATE TABLE job_logs (
+        seq INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        ts TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX job_logs_job ON job_logs (job_id, seq);
+    """,
+]

@@ -1,0 +1,131 @@
+"""WorkerStore: workers and their immutable source versions."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from ava_platform.models import Worker, WorkerStatus
+from ava_platform.store.db import Database
+
+_COLUMNS = (
+    "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
+    "timeout_seconds, max_retries, memory_mb, cpus, network, max_concurrency, status, version, "
+    "created_at, updated_at, created_by"
+)
+_PLACEHOLDERS = ", ".join(f":{c.strip()}" for c in _COLUMNS.split(","))
+MIN_TRIGRAM = 3
+
+
+def source_digest(source: str | None, entrypoint: str) -> str:
+    return "sha256:" + hashlib.sha256(f"{entrypoint}\0{source or ''}".encode()).hexdigest()
+
+
+def _to_row(worker: Worker) -> dict[str, Any]:
+    row = msgspec.structs.asdict(worker)
+    row["config"] = msgspec.json.encode(worker.config).decode()
+    row["secrets"] = msgspec.json.encode(worker.secrets).decode()
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> Worker:
+    data = dict(row)
+    data["config"] = msgspec.json.decode(data["config"])
+    data["secrets"] = msgspec.json.decode(data["secrets"])
+    return msgspec.convert(data, Worker)
+
+
+class WorkerStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, worker: Worker) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO workers ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(worker)
+            )
+            await self._insert_version(conn, worker, worker.created_by)
+
+    async def update(self, worker: Worker, *, new_version_by: str | None) -> None:
+        """Saves `worker`; `new_version_by` (the acting user) records a new source version."""
+        row = _to_row(worker)
+        assignments = ", ".join(f"{k} = :{k}" for k in row if k not in ("id", "tenant_id"))
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE workers SET {assignments} WHERE id = :id AND tenant_id = :tenant_id", row
+            )
+            if new_version_by is not None:
+                await self._insert_version(conn, worker, new_version_by)
+
+    @staticmethod
+    async def _insert_version(conn: Any, worker: Worker, by: str) -> None:
+        await conn.execute(
+            "INSERT INTO worker_versions (worker_id, version, source_digest, source_code, "
+            "entrypoint, image, status, created_at, created_by) "
+            "VALUES (?, ?, ?, ?, ?, NULL, 'ready', ?, ?)",
+            (
+                worker.id,
+                worker.version,
+                source_digest(worker.source_code, worker.entrypoint),
+                worker.source_code,
+                worker.entrypoint,
+                worker.updated_at,
+                by,
+            ),
+        )
+
+    async def get(self, tenant_id: str, worker_id: str) -> Worker | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM workers WHERE id = ? AND tenant_id = ?", (worker_id, tenant_id)
+        )
+        return _from_row(row) if row else None
+
+    async def get_any_tenant(self, worker_id: str) -> Worker | None:
+        """For the scheduler, which acts on behalf of whichever tenant owns the job."""
+        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM workers WHERE id = ?", (worker_id,))
+        return _from_row(row) if row else None
+
+    async def list(
+        self,
+        tenant_id: str,
+        *,
+        status: WorkerStatus | None,
+        runtime: str | None,
+        q: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Worker], int]:
+        where, params = _filters(tenant_id, status, runtime, q)
+        total_row = await self._db.fetchone(f"SELECT count(*) FROM workers WHERE {where}", params)
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM workers WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_from_row(r) for r in rows], int(total_row[0]) if total_row else 0
+
+
+def _filters(
+    tenant_id: str, status: WorkerStatus | None, runtime: str | None, q: str | None
+) -> tuple[str, list[Any]]:
+    clauses = ["tenant_id = ?"]
+    params: list[Any] = [tenant_id]
+    if status is None:
+        clauses.append("status IN ('active', 'paused')")
+    else:
+        clauses.append("status = ?")
+        params.append(status.value)
+    if runtime is not None:
+        clauses.append("runtime = ?")
+        params.append(runtime)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if len(q) >= MIN_TRIGRAM:
+            # the trigram index answers LIKE itself; shorter patterns fall back to a scan
+            clauses.append("seq IN (SELECT rowid FROM workers_fts WHERE name LIKE ? ESCAPE '\\')")
+        else:
+            clauses.append("name LIKE ? ESCAPE '\\'")
+        params.append(pattern)
+    return " AND ".join(clauses), params

@@ -1,0 +1,104 @@
+"""Test helpers: a real server on a real port (in a thread, or as a process), and header sets."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+SECRET = "test-internal-secret-0123456789"
+SECRET_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(db_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVA_")}
+    env.update(AVA_INTERNAL_SECRET=SECRET, AVA_SECRET_KEY=SECRET_KEY, AVA_DB_PATH=str(db_path))
+    env.update(extra)
+    return env
+
+
+def headers(tenant: str | None = None, role: str = "tenant-admin", user: str = "usr_test") -> dict[str, str]:
+    return {
+        "x-internal-secret": SECRET,
+        "x-tenant-id": tenant or f"ten_{uuid.uuid4().hex[:12]}",
+        "x-user-id": user,
+        "x-platform-role": role,
+    }
+
+
+def wait_healthy(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"server at {url} did not become healthy")
+
+
+@contextmanager
+def thread_server(db_path: Path, **env: str) -> Iterator[str]:
+    """The real app on a real socket, in this process (fast; one per test is fine)."""
+    from ava_platform.api.app import create_app
+    from ava_platform.config import load_settings
+    from ava_platform.wiring import Platform
+
+    settings = load_settings(server_env(db_path, **env))
+    app = create_app(Platform(settings), internal_secret=settings.internal_secret)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextmanager
+def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """`ava serve` as a real process, for restart and signal tests."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ava_platform", "serve", "--port", str(port), "--db", str(db_path)],
+        env=server_env(db_path, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
