@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import msgspec
 from ava_platform.errors import ConfigError
 
 MIN_INTERNAL_SECRET_LEN = 16
+_URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,11 +29,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_poll_interval_s: float = 0.5
     lease_s: float = 30.0
     max_worker_lost: int = 3
+    retry_base_s: float = 1.0
     image_retention: int = 5
     ca_bundle: Path | None = None
 
 
 def _decode_key(raw: str) -> bytes:
+    # urlsafe_b64decode silently drops characters outside the alphabet; refuse them instead
+    if not _URLSAFE_B64.match(raw):
+        raise ConfigError("AVA_SECRET_KEY is not urlsafe base64")
     try:
         key = base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -54,6 +60,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not value >= 0:
+        raise ConfigError(f"{name} must be >= 0, got {raw!r}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
     env = os.environ if env is None else env
     secret = env.get("AVA_INTERNAL_SECRET", "")
@@ -72,6 +91,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
         log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),
         image_retention=_int(env, "AVA_IMAGE_RETENTION", 5, 1),
+        retry_base_s=_float(env, "AVA_RETRY_BASE_S", 1.0),
+        job_poll_interval_s=_float(env, "AVA_POLL_INTERVAL_S", 0.5),
         ca_bundle=Path(ca) if ca else None,
     )
 

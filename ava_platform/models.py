@@ -208,3 +208,76 @@ class ErrorBody(msgspec.Struct, frozen=True):
 
 class ErrorEnvelope(msgspec.Struct, frozen=True):
     error: ErrorBody
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    type: str
+    message: str
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    started_at: str
+    finished_at: str | None = None
+    outcome: str | None = None
+    exit_code: int | None = None
+    error: ErrorInfo | None = None
+
+
+class JobCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    input: Annotated[Any, Meta(description="The handler's input (any JSON, ≤ 1 MiB).")] = (
+        msgspec.field(default_factory=dict)
+    )
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant_id: str
+    worker_id: str
+    worker_version: int
+    status: JobStatus
+    input: Any
+    result: Any = None
+    error: ErrorInfo | None = None
+    attempt: int = 0
+    max_retries: int = 0
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
+    trigger: Trigger = Trigger.API
+    schedule_id: str | None = None
+    next_attempt_at: str | None = None
+    created_by: str
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class JobPage(msgspec.Struct, frozen=True):
+    data: list[Job]
+    meta: PageMeta
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    seq: int
+    ts: str
+    stream: str
+    attempt: int
+    line: str
+
+
+class WorkerVersion(msgspec.Struct, frozen=True, kw_only=True):
+    worker_id: str
+    version: int
+    source_digest: str
+    entrypoint: str
+    status: str
+    image: str | None = None
+    source_code: str | None = None
+    error: str | None = None
+    created_at: str
+    created_by: str
+
+
+def runtime_image(runtime: Runtime) -> str:
+    from ava_platform import __version__
+
+    return f"ava/runtime-{runtime.value}:{__version__}"

@@ -13,7 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from ava_platform import __version__
-from ava_platform.api import workers
+from ava_platform.api import jobs, workers
 from ava_platform.api.auth import auth_guard, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
@@ -49,9 +49,10 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
 
     deps: dict[str, Provide] = {"principal": Provide(provide_principal)}
     deps.update(workers.dependencies(services.workers))
+    deps.update(jobs.dependencies(services.jobs))
     api = Router(
         path="/v1/ava",
-        route_handlers=[workers.WorkersController],
+        route_handlers=[workers.WorkersController, jobs.JobsController],
         guards=[auth_guard],
         dependencies=deps,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from litestar.di import NamedDependency
 
 from ava_platform.service.auth import Principal
+from ava_platform.service.jobs import JobService
 from ava_platform.service.workers import WorkerService
 
 PrincipalDep = NamedDependency[Principal]
 WorkersDep = NamedDependency[WorkerService]
+JobsDep = NamedDependency[JobService]

@@ -59,17 +59,25 @@ def handle_ava_error(_: Request[Any, Any, Any], exc: errors.AvaError) -> Respons
 def _field(item: dict[str, Any], query: Any) -> str:
     key = str(item.get("key") or "")
     message = str(item.get("message", ""))
-    if "unknown field `" in message:
-        return message.split("unknown field `", 1)[1].split("`", 1)[0]
+    for marker in ("unknown field `", "missing required field `"):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0]
     if key and f"filter[{key}]" in query:
         return f"filter[{key}]"
     return key if key and key != "data" else "body"
 
 
+def _message(item: dict[str, Any]) -> str:
+    message = str(item.get("message", ""))
+    if item.get("key") == "data" and message == "'data'":  # empty or `null` body
+        return "a JSON object is required"
+    return message
+
+
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     details = [
-        {"field": _field(item, request.query_params), "message": str(item.get("message", ""))}
+        {"field": _field(item, request.query_params), "message": _message(item)}
         for item in extra
         if isinstance(item, dict)
     ]
@@ -91,6 +99,20 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return error_response(status, _HTTP_CODES.get(status, "error"), str(exc.detail))
 
 
+_UNDECODABLE = {
+    UnicodeDecodeError: "it is not UTF-8",
+    RecursionError: "it is nested too deeply",
+}
+
+
+def handle_undecodable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The JSON decoder lets these two escape (instead of a decode error) on a request body."""
+    if request.method in ("POST", "PUT", "PATCH"):
+        reason = _UNDECODABLE.get(type(exc), "it cannot be decoded")
+        return error_response(400, "malformed_json", f"request body is not valid JSON: {reason}")
+    return handle_unexpected(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return error_response(500, "internal_error", "internal error")
@@ -100,5 +122,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ValidationException: handle_validation,
     errors.AvaError: handle_ava_error,
     HTTPException: handle_http,
+    UnicodeDecodeError: handle_undecodable,
+    RecursionError: handle_undecodable,
     Exception: handle_unexpected,
 }

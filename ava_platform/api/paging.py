@@ -19,3 +19,5 @@ def reject_unknown_filters(query: Any, allowed: set[str]) -> None:
     for key in query:
         if key.startswith("filter[") and key not in allowed:
             raise BadRequest(f"unknown filter {key}", code="invalid_filter")
+        if len(query.getall(key)) > 1:  # otherwise the last one would silently win
+            raise BadRequest(f"{key} is given more than once", code="bad_request")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ava_platform.service.jobs import JobService
 from ava_platform.service.workers import WorkerService
 
 
 class Services(Protocol):
     workers: WorkerService
+    jobs: JobService
 
     async def start(self) -> None: ...
 

@@ -28,7 +28,7 @@ from ava_platform.service.validation import (
     check_secrets,
     check_source,
 )
-from ava_platform.store.workers import WorkerStore
+from ava_platform.store.workers import Change, VersionStore, WorkerStore
 
 _SOURCE_FIELDS = ("source_code", "entrypoint")
 
@@ -43,8 +43,9 @@ class WorkerQuery:
 
 
 class WorkerService:
-    def __init__(self, store: WorkerStore, clock: Clock) -> None:
+    def __init__(self, store: WorkerStore, versions: VersionStore, clock: Clock) -> None:
         self._store = store
+        self._versions = versions
         self._clock = clock
 
     async def create(self, who: Principal, data: WorkerCreate) -> Worker:
@@ -103,33 +104,47 @@ class WorkerService:
 
     async def update(self, who: Principal, worker_id: str, patch: WorkerPatch) -> Worker:
         who.require(Permission.MANAGE)
-        worker = await self.get(who, worker_id)
-        if worker.status is WorkerStatus.DEPRECATED:
-            raise Conflict("a deprecated worker cannot be changed", code="worker_deprecated")
         changes = _patch_changes(patch)
-        _validate_patch(worker, changes)
-        if "config" in changes:
-            changes["config"] = _merge_config(worker.config, changes["config"])
-        source_changed = any(
-            f in changes and changes[f] != getattr(worker, f) for f in _SOURCE_FIELDS
-        )
-        if source_changed:
-            changes["version"] = worker.version + 1
-        changes["updated_at"] = iso(self._clock.now())
-        updated = msgspec.structs.replace(worker, **changes)
-        await self._store.update(updated, new_version_by=who.user_id if source_changed else None)
-        return updated
+        now = iso(self._clock.now())
+        return await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
+
+    async def needs_source(self, worker: Worker) -> bool:
+        """True when the worker's current version has neither inline source nor a bundle."""
+        version = await self._versions.get(worker.id, worker.version)
+        return version is None or (version.source_code is None and version.image is None)
 
     async def deprecate(self, who: Principal, worker_id: str) -> Worker:
         who.require(Permission.MANAGE)
-        worker = await self.get(who, worker_id)
-        if worker.status is WorkerStatus.DEPRECATED:
-            return worker
-        updated = msgspec.structs.replace(
-            worker, status=WorkerStatus.DEPRECATED, updated_at=iso(self._clock.now())
-        )
-        await self._store.update(updated, new_version_by=None)
-        return updated
+        now = iso(self._clock.now())
+        return await self._modify(who, worker_id, lambda w: (_deprecated(w, now), False))
+
+    async def _modify(self, who: Principal, worker_id: str, change: Change) -> Worker:
+        """Read, change and save in one store transaction: concurrent requests cannot lose
+        each other's changes, revive a deprecated worker, or claim the same version."""
+        worker = await self._store.modify(who.tenant_id, worker_id, change, by=who.user_id)
+        if worker is None:
+            raise NotFound(f"worker {worker_id} not found", code="worker_not_found")
+        return worker
+
+
+def _apply_patch(worker: Worker, changes: dict[str, Any], now: str) -> tuple[Worker, bool]:
+    if worker.status is WorkerStatus.DEPRECATED:
+        raise Conflict("a deprecated worker cannot be changed", code="worker_deprecated")
+    _validate_patch(worker, changes)
+    changes = dict(changes)
+    if "config" in changes:
+        changes["config"] = _merge_config(worker.config, changes["config"])
+    source_changed = any(f in changes and changes[f] != getattr(worker, f) for f in _SOURCE_FIELDS)
+    if source_changed:
+        changes["version"] = worker.version + 1
+    changes["updated_at"] = now
+    return msgspec.structs.replace(worker, **changes), source_changed
+
+
+def _deprecated(worker: Worker, now: str) -> Worker:
+    if worker.status is WorkerStatus.DEPRECATED:
+        return worker
+    return msgspec.structs.replace(worker, status=WorkerStatus.DEPRECATED, updated_at=now)
 
 
 def _patch_changes(patch: WorkerPatch) -> dict[str, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from ava_platform.models import Worker, WorkerStatus
+from ava_platform.models import Worker, WorkerStatus, WorkerVersion
 from ava_platform.store.db import Database
 
 _COLUMNS = (
@@ -16,8 +17,16 @@ _COLUMNS = (
     "timeout_seconds, max_retries, memory_mb, cpus, network, max_concurrency, status, version, "
     "created_at, updated_at, created_by"
 )
-_PLACEHOLDERS = ", ".join(f":{c.strip()}" for c in _COLUMNS.split(","))
+_NAMES = [c.strip() for c in _COLUMNS.split(",")]
+_PLACEHOLDERS = ", ".join(f":{c}" for c in _NAMES)
+_UPDATE = (
+    "UPDATE workers SET "
+    + ", ".join(f"{c} = :{c}" for c in _NAMES if c not in ("id", "tenant_id"))
+    + " WHERE id = :id AND tenant_id = :tenant_id"
+)
 MIN_TRIGRAM = 3
+# a change to one worker: the new worker, and whether its source changed (a new version)
+Change = Callable[[Worker], tuple[Worker, bool]]
 
 
 def source_digest(source: str | None, entrypoint: str) -> str:
@@ -51,14 +60,29 @@ class WorkerStore:
 
     async def update(self, worker: Worker, *, new_version_by: str | None) -> None:
         """Saves `worker`; `new_version_by` (the acting user) records a new source version."""
-        row = _to_row(worker)
-        assignments = ", ".join(f"{k} = :{k}" for k in row if k not in ("id", "tenant_id"))
         async with self._db.transaction() as conn:
-            await conn.execute(
-                f"UPDATE workers SET {assignments} WHERE id = :id AND tenant_id = :tenant_id", row
-            )
+            await conn.execute(_UPDATE, _to_row(worker))
             if new_version_by is not None:
                 await self._insert_version(conn, worker, new_version_by)
+
+    async def modify(
+        self, tenant_id: str, worker_id: str, change: Change, *, by: str
+    ) -> Worker | None:
+        """Reads, changes and saves one worker inside one write transaction, so concurrent
+        changes never overwrite each other; None when the tenant has no such worker."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                f"SELECT {_COLUMNS} FROM workers WHERE id = ? AND tenant_id = ?",
+                (worker_id, tenant_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            worker, source_changed = change(_from_row(row))
+            await conn.execute(_UPDATE, _to_row(worker))
+            if source_changed:
+                await self._insert_version(conn, worker, by)
+        return worker
 
     @staticmethod
     async def _insert_version(conn: Any, worker: Worker, by: str) -> None:
@@ -120,12 +144,28 @@ def _filters(
     if runtime is not None:
         clauses.append("runtime = ?")
         params.append(runtime)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        if len(q) >= MIN_TRIGRAM:
-            # the trigram index answers LIKE itself; shorter patterns fall back to a scan
-            clauses.append("seq IN (SELECT rowid FROM workers_fts WHERE name LIKE ? ESCAPE '\\')")
-        else:
-            clauses.append("name LIKE ? ESCAPE '\\'")
-        params.append(pattern)
+    if q and len(q) >= MIN_TRIGRAM:
+        # a quoted phrase is a case-insensitive substring match answered by the trigram index
+        # (LIKE with ESCAPE would make FTS5 scan every tenant's names); no wildcards exist here
+        clauses.append("seq IN (SELECT rowid FROM workers_fts WHERE workers_fts MATCH ?)")
+        params.append('"' + q.replace('"', '""') + '"')
+    elif q:
+        # too short for trigrams: a LIKE over the tenant's rows, with % and _ taken literally
+        clauses.append("name LIKE ? ESCAPE '\\'")
+        params.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     return " AND ".join(clauses), params
+
+
+class VersionStore:
+    """Immutable source versions: a job runs the version it was queued with."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, worker_id: str, version: int) -> WorkerVersion | None:
+        row = await self._db.fetchone(
+            "SELECT worker_id, version, source_digest, entrypoint, status, image, source_code, "
+            "error, created_at, created_by FROM worker_versions WHERE worker_id = ? AND version = ?",
+            (worker_id, version),
+        )
+        return msgspec.convert(dict(row), WorkerVersion) if row else None

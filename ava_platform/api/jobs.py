@@ -1,0 +1,173 @@
+"""Jobs routes: trigger, read, list, cancel, and logs as text, NDJSON or Server-Sent Events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, Stream
+from litestar.response.sse import ServerSentEventMessage
+
+from ava_platform.api.auth import json_body_guard
+from ava_platform.api.deps import JobsDep, PrincipalDep
+from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
+from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus, PageMeta
+from ava_platform.service.jobs import MAX_WAIT_S, JobQuery, JobService
+
+PAGE_LINES = 1000
+SSE_POLL_S = 1.0
+NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+
+
+class JobsController(Controller):
+    path = "/"
+    tags = ["jobs"]  # noqa: RUF012
+    guards = [json_body_guard]  # noqa: RUF012
+
+    @post("/workers/{worker_id:str}/jobs", summary="Trigger a job", status_code=202)
+    async def trigger(
+        self,
+        worker_id: FromPath[str],
+        principal: PrincipalDep,
+        jobs: JobsDep,
+        request: Request[Any, Any, Any],
+        data: JSONBody[JobCreate | None] = None,
+        wait: Annotated[
+            float | None,
+            QueryParameter(
+                ge=0, le=MAX_WAIT_S, description="Seconds to wait for the result (≤ 60)."
+            ),
+        ] = None,
+    ) -> Response[Job]:
+        key = request.headers.get("idempotency-key")
+        job, _ = await jobs.trigger(
+            principal, worker_id, data.input if data else {}, idempotency_key=key
+        )
+        if wait:
+            job = await jobs.wait(principal, job.id, wait)
+        return Response(job, status_code=200 if job.status in FINISHED else 202)
+
+    @get("/jobs", summary="List jobs")
+    async def list_jobs(
+        self,
+        request: Request[Any, Any, Any],
+        principal: PrincipalDep,
+        jobs: JobsDep,
+        status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
+        worker_id: Annotated[str | None, QueryParameter(name="filter[worker_id]")] = None,
+        page: Page = 1,
+        per_page: PerPage = 20,
+    ) -> JobPage:
+        reject_unknown_filters(request.query_params, {"filter[status]", "filter[worker_id]"})
+        query = JobQuery(status=status, worker_id=worker_id, page=page, per_page=per_page)
+        items, total = await jobs.page(principal, query)
+        return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+
+    @get("/workers/{worker_id:str}/jobs", summary="List a worker's jobs")
+    async def list_worker_jobs(
+        self,
+        request: Request[Any, Any, Any],
+        worker_id: FromPath[str],
+        principal: PrincipalDep,
+        jobs: JobsDep,
+        status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
+        page: Page = 1,
+        per_page: PerPage = 20,
+    ) -> JobPage:
+        reject_unknown_filters(request.query_params, {"filter[status]"})
+        query = JobQuery(status=status, worker_id=worker_id, page=page, per_page=per_page)
+        items, total = await jobs.page(principal, query)
+        return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+
+    @get("/jobs/{job_id:str}", summary="Get a job")
+    async def get_job(self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep) -> Job:
+        return await jobs.get(principal, job_id)
+
+    @post("/jobs/{job_id:str}/cancel", summary="Cancel a job", status_code=200)
+    async def cancel_job(
+        self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep
+    ) -> Job:
+        return await jobs.cancel(principal, job_id)
+
+    @get("/jobs/{job_id:str}/logs", summary="A job's log lines (text, NDJSON or SSE)")
+    async def job_logs(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[str],
+        principal: PrincipalDep,
+        jobs: JobsDep,
+        follow: Annotated[
+            bool, QueryParameter(description="Stream as Server-Sent Events.")
+        ] = False,
+    ) -> Response[Any]:
+        await jobs.get(principal, job_id)  # 404 before any streaming starts
+        accept = request.headers.get("accept", "")
+        if follow or SSE in accept:
+            after = _last_event_id(request)
+            return ServerSentEvent(_sse(jobs, principal, job_id, after))
+        if NDJSON in accept:
+            return Stream(_lines(jobs, principal, job_id, ndjson=True), media_type=NDJSON)
+        return Stream(
+            _lines(jobs, principal, job_id, ndjson=False), media_type="text/plain; charset=utf-8"
+        )
+
+
+async def _lines(jobs: JobService, who: Any, job_id: str, *, ndjson: bool) -> AsyncIterator[bytes]:
+    after = 0
+    while True:
+        page = await jobs.logs(who, job_id, after_seq=after, limit=PAGE_LINES)
+        if not page:
+            return
+        after = page[-1].seq
+        if ndjson:
+            yield b"".join(
+                msgspec.json.encode(
+                    {"ts": ln.ts, "stream": ln.stream, "attempt": ln.attempt, "line": ln.line}
+                )
+                + b"\n"
+                for ln in page
+            )
+        else:
+            yield "".join(ln.line + "\n" for ln in page).encode()
+
+
+async def _sse(
+    jobs: JobService, who: Any, job_id: str, after: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Stored lines first, then each new line as it is stored; ends when the job has ended
+    and every line is sent. Reads the store in pages, so no follower holds the whole log."""
+    while True:
+        status = await jobs.status(job_id)
+        page = await jobs.logs(who, job_id, after_seq=after, limit=PAGE_LINES)
+        for ln in page:
+            after = ln.seq
+            body = msgspec.json.encode(
+                {"ts": ln.ts, "stream": ln.stream, "attempt": ln.attempt, "line": ln.line}
+            )
+            yield ServerSentEventMessage(data=body.decode(), id=ln.seq, event="log")
+        if len(page) == PAGE_LINES:
+            continue
+        if status in FINISHED:
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode({"status": status.value if status else None}).decode(),
+                event="end",
+            )
+            return
+        await jobs.wait_changed(job_id, SSE_POLL_S)
+
+
+def _last_event_id(request: Request[Any, Any, Any]) -> int:
+    raw = request.headers.get("last-event-id", "0")
+    return int(raw) if raw.isdigit() else 0
+
+
+def dependencies(service: JobService) -> dict[str, Provide]:
+    async def provide() -> JobService:
+        return service
+
+    return {"jobs": Provide(provide)}

@@ -1,0 +1,51 @@
+"""A scripted executor for unit tests of the scheduler: no containers, same contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from ava_platform.executor.base import ContainerRef, OutputSink, RunResult, RunSpec
+
+Script = Callable[[RunSpec, dict[str, object]], tuple[list[tuple[str, bytes]], int]]
+
+
+def echo_script(spec: RunSpec, envelope: dict[str, object]) -> tuple[list[tuple[str, bytes]], int]:
+    frame = json.dumps({"ok": True, "result": envelope.get("input")})
+    return [("stdout", f"AVA-RESULT-{envelope['nonce']} {frame}\n".encode())], 0
+
+
+class FakeExecutor:
+    def __init__(self, script: Script = echo_script, delay_s: float = 0.0) -> None:
+        self.script = script
+        self.delay_s = delay_s
+        self.runs: list[RunSpec] = []
+
+    async def run(self, spec: RunSpec, on_output: OutputSink, cancel: asyncio.Event) -> RunResult:
+        self.runs.append(spec)
+        envelope = json.loads(spec.envelope)
+        try:
+            await asyncio.wait_for(cancel.wait(), timeout=self.delay_s or 0.001)
+            return RunResult(exit_code=137, cancelled=True)
+        except TimeoutError:
+            pass
+        chunks, code = self.script(spec, envelope)
+        for stream, data in chunks:
+            on_output(stream, data)
+        return RunResult(exit_code=code)
+
+    async def list_containers(self) -> list[ContainerRef]:
+        return []
+
+    async def kill_and_remove(self, container_id: str) -> None:
+        return None
+
+    async def image_exists(self, image: str) -> bool:
+        return True
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,176 @@
+"""The scheduler: claims due jobs up to the global concurrency, runs each attempt as a task,
+renews their leases, relays cancels, and recovers what a crashed platform left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import timedelta
+
+from ava_platform.clock import Clock, iso
+from ava_platform.config import Settings
+from ava_platform.errors import ExecutorError
+from ava_platform.executor.base import Executor
+from ava_platform.log import get_logger
+from ava_platform.scheduler.runner import AttemptRunner, _lost
+from ava_platform.store.jobs import Claimed, JobStore
+
+log = get_logger("ava.scheduler")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        jobs: JobStore,
+        runner: AttemptRunner,
+        executor: Executor,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._jobs = jobs
+        self._runner = runner
+        self._executor = executor
+        self.owner = f"sched_{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancels: dict[str, asyncio.Event] = {}
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def running_count(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        await self.recover()
+        self._background = [
+            asyncio.create_task(self._claim_loop(), name="ava-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="ava-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._background, *self._tasks.values(), return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        event = self._cancels.get(job_id)
+        if event is not None:
+            event.set()
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            claimed = None
+            if len(self._tasks) < self._settings.max_concurrent_jobs:
+                try:
+                    claimed = await self._claim()
+                except Exception as exc:
+                    log.error("claim_failed", error=str(exc))
+            if claimed is not None:
+                self._spawn(claimed)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.job_poll_interval_s)
+
+    async def _claim(self) -> Claimed | None:
+        now = self._clock.now()
+        return await self._jobs.claim_next(
+            now=iso(now),
+            owner=self.owner,
+            lease_until=iso(now + timedelta(seconds=self._settings.lease_s)),
+            max_running=self._settings.max_concurrent_jobs,
+        )
+
+    def _spawn(self, claimed: Claimed) -> None:
+        cancel = asyncio.Event()
+        self._cancels[claimed.job_id] = cancel
+        task = asyncio.create_task(self._runner.run(claimed, cancel), name=f"job-{claimed.job_id}")
+        self._tasks[claimed.job_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(claimed.job_id, None)
+            self._cancels.pop(claimed.job_id, None)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    # -- leases, cancels, recovery ----------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(0.2, min(self._settings.lease_s / 3, 2.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._heartbeat()
+            except Exception as exc:
+                log.error("heartbeat_failed", error=str(exc))
+
+    async def _heartbeat(self) -> None:
+        now = self._clock.now()
+        await self._jobs.renew_leases(
+            self.owner, iso(now + timedelta(seconds=self._settings.lease_s))
+        )
+        for row in await self._jobs.running():
+            if row.cancel_requested:
+                self.cancel(row.job_id)
+        # a running job that no task of ours owns and whose lease lapsed was lost
+        for row in await self._jobs.running(expired_before=iso(now), not_owner=self.owner):
+            if row.job_id not in self._tasks:
+                await self._recover_one(row.job_id, row.attempt, row.container_id)
+
+    async def recover(self) -> None:
+        """At start: every running job belongs to a dead scheduler. Kill its container first,
+        then count the attempt as lost (retried on its own budget); remove orphan containers."""
+        for row in await self._jobs.running():
+            await self._recover_one(row.job_id, row.attempt, row.container_id)
+        await self._remove_orphans()
+
+    async def _recover_one(self, job_id: str, attempt: int, container_id: str | None) -> None:
+        try:
+            for ref in await self._executor.list_containers():
+                if ref.job_id == job_id:
+                    await self._executor.kill_and_remove(ref.container_id)
+        except ExecutorError as exc:
+            log.warning("recover_list_failed", job_id=job_id, error=exc.message)
+        if container_id:
+            await self._executor.kill_and_remove(container_id)
+        job = await self._jobs.get(None, job_id)
+        if job is None:
+            return
+        claimed = Claimed(
+            job_id,
+            job.tenant_id,
+            job.worker_id,
+            job.worker_version,
+            attempt,
+            await self._lost_count(job_id),
+            0,
+            job.input,
+        )
+        await self._runner.record(claimed, _lost("the platform stopped during the attempt"))
+        log.warning("attempt_recovered", job_id=job_id, attempt=attempt)
+
+    async def _lost_count(self, job_id: str) -> int:
+        return await self._jobs.lost_count(job_id)
+
+    async def _remove_orphans(self) -> None:
+        try:
+            refs = await self._executor.list_containers()
+        except ExecutorError as exc:
+            log.warning("orphan_sweep_failed", error=exc.message)
+            return
+        for ref in refs:
+            if ref.job_id not in self._tasks:
+                await self._executor.kill_and_remove(ref.container_id)
+                log.info("orphan_removed", container_id=ref.container_id, job_id=ref.job_id)

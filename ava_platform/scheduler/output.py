@@ -1,0 +1,141 @@
+"""Turns a container's raw output into log lines and the shim's result frame. Pure.
+
+The shim writes `AVA-RESULT-<nonce> <json>` on stdout; the nonce is fresh per attempt and never
+shown to user code, so nothing the handler prints can pass for the result. Lines are split
+here, before redaction, so a secret split across two writes is still seen whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ava_platform.clock import utcnow
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_RESULT_BYTES = 1024 * 1024
+TRUNCATION_MARKER = (
+    "[ava] log truncated: this job's log reached its {cap}-byte limit; later lines are dropped"
+)
+
+
+class OutputCollector:
+    def __init__(
+        self,
+        nonce: str,
+        *,
+        budget_bytes: int,
+        redact: Callable[[str], str] = lambda s: s,
+        cap_bytes: int | None = None,
+    ) -> None:
+        self._marker = f"AVA-RESULT-{nonce} ".encode()
+        self._budget = budget_bytes
+        self._cap = cap_bytes if cap_bytes is not None else budget_bytes
+        self._redact = redact
+        self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._pending: list[tuple[str, str, str]] = []
+        self._in_frame = False
+        self._frame_overflow = False
+        self.frame: Any = None
+        self.frame_error: str | None = None
+        self.truncated = False
+        self.stored_bytes = 0
+
+    # -- input ---------------------------------------------------------------------------
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self._buffers.setdefault(stream, bytearray())
+        buf.extend(data)
+        while True:
+            newline = buf.find(b"\n")
+            if newline < 0:
+                break
+            line = bytes(buf[:newline])
+            del buf[: newline + 1]
+            self._line(stream, line)
+        if len(buf) > MAX_LINE_BYTES:
+            self._overlong(stream, buf)
+
+    def close(self) -> None:
+        for stream, buf in self._buffers.items():
+            if buf:
+                self._line(stream, bytes(buf))
+                buf.clear()
+
+    def drain(self) -> list[tuple[str, str, str]]:
+        """(ts, stream, line) stored since the last drain."""
+        lines, self._pending = self._pending, []
+        return lines
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _line(self, stream: str, line: bytes) -> None:
+        if stream == "stdout":
+            if self._in_frame:
+                self._finish_frame(line)
+                return
+            idx = line.find(self._marker)
+            if idx >= 0 and self.frame is None and self.frame_error is None:
+                self._emit(stream, line[:idx]) if idx else None
+                self._finish_frame(line[idx + len(self._marker) :])
+                return
+        self._emit(stream, line)
+
+    def _overlong(self, stream: str, buf: bytearray) -> None:
+        if stream == "stdout":
+            if self._in_frame:
+                self._grow_frame(buf)
+                return
+            idx = buf.find(self._marker)
+            if idx >= 0 and self.frame is None:
+                if idx:
+                    self._emit(stream, bytes(buf[:idx]))
+                del buf[: idx + len(self._marker)]
+                self._in_frame = True
+                self._frame_buf = bytearray()
+                self._grow_frame(buf)
+                return
+            keep = len(self._marker) - 1  # a marker may straddle this cut
+            self._emit(stream, bytes(buf[:-keep]))
+            del buf[:-keep]
+            return
+        self._emit(stream, bytes(buf))
+        buf.clear()
+
+    def _grow_frame(self, buf: bytearray) -> None:
+        if not self._frame_overflow:
+            self._frame_buf.extend(buf)
+            if len(self._frame_buf) > MAX_RESULT_BYTES + 64:
+                self._frame_overflow = True
+                self._frame_buf = bytearray()
+        buf.clear()
+
+    def _finish_frame(self, tail: bytes) -> None:
+        if self._in_frame:
+            data = bytes(self._frame_buf) + tail
+            overflow = self._frame_overflow or len(data) > MAX_RESULT_BYTES + 64
+            self._in_frame = False
+            self._frame_buf = bytearray()
+        else:
+            data, overflow = tail, len(tail) > MAX_RESULT_BYTES + 64
+        if overflow:
+            self.frame_error = "result_too_large"
+            return
+        try:
+            self.frame = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            self.frame_error = "bad_frame"
+
+    def _emit(self, stream: str, raw: bytes) -> None:
+        if self.truncated:
+            return
+        text = self._redact(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        size = len(text.encode()) + 1
+        if self.stored_bytes + size > self._budget:
+            self.truncated = True
+            self._pending.append((utcnow(), "system", TRUNCATION_MARKER.format(cap=self._cap)))
+            return
+        self.stored_bytes += size
+        self._pending.append((utcnow(), stream, text))

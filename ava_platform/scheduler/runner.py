@@ -1,0 +1,247 @@
+"""One attempt of one job, split into steps: prepare, run the container, classify, record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+
+from ava_platform.clock import Clock, iso
+from ava_platform.config import Settings
+from ava_platform.errors import ExecutorError
+from ava_platform.executor.base import Executor, RunResult, RunSpec
+from ava_platform.log import get_logger
+from ava_platform.models import ErrorInfo, JobStatus, Network, Worker, WorkerVersion, runtime_image
+from ava_platform.scheduler import retry
+from ava_platform.scheduler.envelope import build_envelope, job_env, new_nonce
+from ava_platform.scheduler.output import MAX_RESULT_BYTES, OutputCollector
+from ava_platform.scheduler.redact import Redactor
+from ava_platform.service.events import JobEvents
+from ava_platform.service.secrets_source import MissingSecret, SecretSource
+from ava_platform.store.jobs import Claimed, JobStore
+from ava_platform.store.logs import LogStore
+from ava_platform.store.workers import VersionStore, WorkerStore
+
+log = get_logger("ava.runner")
+FLUSH_INTERVAL_S = 0.1
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    kind: str  # one of retry.SUCCEEDED, FAILED, ...
+    result: Any = None
+    error: ErrorInfo | None = None
+    exit_code: int | None = None
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        jobs: JobStore,
+        logs: LogStore,
+        workers: WorkerStore,
+        versions: VersionStore,
+        secrets: SecretSource,
+        executor: Executor,
+        events: JobEvents,
+        observer: Any = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._jobs = jobs
+        self._logs = logs
+        self._workers = workers
+        self._versions = versions
+        self._secrets = secrets
+        self._executor = executor
+        self._events = events
+        self._observer = observer
+
+    async def run(self, claimed: Claimed, cancel: asyncio.Event) -> None:
+        structlog_ctx = {"job_id": claimed.job_id, "attempt": claimed.attempt}
+        log.info("attempt_started", worker_id=claimed.worker_id, **structlog_ctx)
+        try:
+            outcome = await self._attempt(claimed, cancel)
+        except asyncio.CancelledError:
+            # the platform is shutting down: the attempt is lost, not failed
+            await asyncio.shield(
+                self.record(claimed, _lost("the platform stopped during the attempt"))
+            )
+            raise
+        await self.record(claimed, outcome)
+
+    async def _attempt(self, claimed: Claimed, cancel: asyncio.Event) -> Outcome:
+        worker = await self._workers.get_any_tenant(claimed.worker_id)
+        version = await self._versions.get(claimed.worker_id, claimed.worker_version)
+        if worker is None or version is None:
+            return _failed("platform", "the worker or its version is gone")
+        try:
+            secret_values = await self._secrets.resolve(worker.tenant_id, worker.secrets)
+        except MissingSecret as exc:
+            return Outcome(retry.FAILED, error=ErrorInfo("missing_secret", exc.message))
+        nonce = new_nonce()
+        collector = OutputCollector(
+            nonce,
+            budget_bytes=max(0, self._settings.log_cap_bytes - claimed.log_bytes),
+            cap_bytes=self._settings.log_cap_bytes,
+            redact=Redactor(secret_values.values()),
+        )
+        spec = self._spec(claimed, worker, version, nonce, secret_values)
+        flusher = asyncio.create_task(self._flush_loop(claimed, collector))
+        try:
+            result = await self._executor.run(spec, collector.feed, cancel)
+        except ExecutorError as exc:
+            return _failed("platform", exc.message, kind=retry.PLATFORM)
+        finally:
+            collector.close()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._flush(claimed, collector)
+        if self._observer is not None and result.start_latency_s is not None:
+            self._observer.container_started(result.start_latency_s)
+        return classify(result, collector, worker.timeout_seconds)
+
+    def _spec(
+        self,
+        claimed: Claimed,
+        worker: Worker,
+        version: WorkerVersion,
+        nonce: str,
+        secrets: dict[str, str],
+    ) -> RunSpec:
+        env = job_env(worker, secrets, claimed.job_id, claimed.attempt)
+        envelope = build_envelope(
+            nonce=nonce,
+            job_id=claimed.job_id,
+            attempt=claimed.attempt,
+            version=version,
+            input=claimed.input,
+            env=env,
+        )
+        return RunSpec(
+            job_id=claimed.job_id,
+            tenant_id=claimed.tenant_id,
+            worker_id=claimed.worker_id,
+            attempt=claimed.attempt,
+            image=version.image or runtime_image(worker.runtime),
+            envelope=envelope,
+            memory_mb=worker.memory_mb,
+            cpus=worker.cpus,
+            network_enabled=worker.network is Network.EGRESS,
+            timeout_s=float(worker.timeout_seconds),
+        )
+
+    async def _flush_loop(self, claimed: Claimed, collector: OutputCollector) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            await self._flush(claimed, collector)
+
+    async def _flush(self, claimed: Claimed, collector: OutputCollector) -> None:
+        lines = collector.drain()
+        if lines:
+            await self._logs.append(
+                claimed.job_id, claimed.attempt, lines, truncated=collector.truncated
+            )
+            self._events.changed(claimed.job_id)
+
+    async def record(self, claimed: Claimed, outcome: Outcome) -> None:
+        lost = outcome.kind == retry.WORKER_LOST
+        decision = retry.decide(
+            outcome.kind,
+            attempt=claimed.attempt,
+            max_retries=await self._max_retries(claimed),
+            lost_count=claimed.lost_count + (1 if lost else 0),
+            max_lost=self._settings.max_worker_lost,
+            base_s=self._settings.retry_base_s,
+        )
+        now = self._clock.now()
+        next_at = None
+        if decision.retry_in_s is not None:
+            next_at = iso(now + _seconds(decision.retry_in_s))
+        accepted = await self._jobs.finish_attempt(
+            claimed.job_id,
+            claimed.attempt,
+            now=iso(now),
+            outcome=outcome.kind,
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            result=outcome.result,
+            status=decision.status,
+            next_attempt_at=next_at,
+            lost=lost,
+        )
+        log.info(
+            "attempt_finished",
+            job_id=claimed.job_id,
+            attempt=claimed.attempt,
+            outcome=outcome.kind,
+            status=decision.status.value,
+            accepted=accepted,
+        )
+        if self._observer is not None and accepted:
+            self._observer.attempt_finished(claimed, outcome.kind, decision.status)
+        if decision.status is JobStatus.QUEUED:
+            self._events.changed(claimed.job_id)
+            self._events.enqueued()
+        else:
+            self._events.finished(claimed.job_id)
+
+    async def _max_retries(self, claimed: Claimed) -> int:
+        job = await self._jobs.get(None, claimed.job_id)
+        return job.max_retries if job else 0
+
+
+def classify(result: RunResult, collector: OutputCollector, timeout_s: int) -> Outcome:
+    code = result.exit_code
+    if result.cancelled:
+        return Outcome(
+            retry.CANCELLED, error=ErrorInfo("cancelled", "cancelled by a user"), exit_code=code
+        )
+    if result.timed_out:
+        return _failed(
+            "timeout", f"the attempt exceeded timeout_seconds={timeout_s}", retry.TIMED_OUT, code
+        )
+    if result.oom_killed:
+        return _failed("out_of_memory", "the container ran out of memory and was killed", code=code)
+    if collector.frame_error == "result_too_large":
+        return _failed(
+            "result_too_large", f"the result exceeds {MAX_RESULT_BYTES} bytes", code=code
+        )
+    frame = collector.frame
+    if isinstance(frame, dict) and frame.get("ok") is True:
+        return _success(frame.get("result"), code)
+    if isinstance(frame, dict) and isinstance(frame.get("error"), dict):
+        err = frame["error"]
+        return _failed(
+            str(err.get("type", "handler_error")), str(err.get("message", "")), code=code
+        )
+    return _failed(
+        "no_result", f"the container exited with code {code} without reporting a result", code=code
+    )
+
+
+def _success(result: Any, code: int | None) -> Outcome:
+    if len(msgspec.json.encode(result)) > MAX_RESULT_BYTES:
+        return _failed(
+            "result_too_large", f"the result exceeds {MAX_RESULT_BYTES} bytes", code=code
+        )
+    return Outcome(retry.SUCCEEDED, result=result, exit_code=code)
+
+
+def _failed(type_: str, message: str, kind: str = retry.FAILED, code: int | None = None) -> Outcome:
+    return Outcome(kind, error=ErrorInfo(type_, message), exit_code=code)
+
+
+def _lost(message: str) -> Outcome:
+    return Outcome(retry.WORKER_LOST, error=ErrorInfo("worker_lost", message))
+
+
+def _seconds(value: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=value)

@@ -1,0 +1,31 @@
+"""How the scheduler obtains a job's secret values. The vault implements this protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ava_platform.errors import AvaError
+
+
+class MissingSecret(AvaError):
+    code = "missing_secret"
+
+    def __init__(self, tenant_id: str, names: Sequence[str]) -> None:
+        super().__init__(f"secret(s) not set: {', '.join(names)}")
+        self.names = list(names)
+
+
+class SecretSource(Protocol):
+    async def resolve(self, tenant_id: str, names: Sequence[str]) -> dict[str, str]:
+        """All values for `names`, or MissingSecret naming every one that is not set."""
+        ...
+
+
+class EmptySecrets:
+    """No vault: any named secret is missing."""
+
+    async def resolve(self, tenant_id: str, names: Sequence[str]) -> dict[str, str]:
+        if names:
+            raise MissingSecret(tenant_id, names)
+        return {}

@@ -1,0 +1,338 @@
+"""JobStore: the durable queue. Claiming is one atomic statement; a retry is a row update
+(`status = queued`, `next_attempt_at = now + backoff`), never an in-memory sleep; a result is
+accepted only from the job's current attempt."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import msgspec
+
+from ava_platform.models import Attempt, ErrorInfo, Job, JobStatus
+from ava_platform.store.db import Database
+
+_JOB_COLUMNS = (
+    "id, tenant_id, worker_id, worker_version, status, input, result, error, attempt, "
+    "max_retries, trigger, schedule_id, next_attempt_at, created_by, created_at, started_at, "
+    "finished_at"
+)
+_ACTIVE = "('queued', 'running')"
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    job_id: str
+    tenant_id: str
+    worker_id: str
+    worker_version: int
+    attempt: int
+    lost_count: int
+    log_bytes: int
+    input: Any
+
+
+class RunningRow(msgspec.Struct, frozen=True):
+    job_id: str
+    attempt: int
+    container_id: str | None
+    cancel_requested: bool
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _job(row: sqlite3.Row, attempts: list[Attempt]) -> Job:
+    data = dict(row)
+    data["input"] = msgspec.json.decode(data["input"])
+    data["result"] = msgspec.json.decode(data["result"]) if data["result"] else None
+    data["error"] = msgspec.json.decode(data["error"]) if data["error"] else None
+    data["attempts"] = attempts
+    return msgspec.convert(data, Job)
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    data = dict(row)
+    data["error"] = msgspec.json.decode(data["error"]) if data["error"] else None
+    return msgspec.convert(data, Attempt)
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- queueing ---------------------------------------------------------------------------
+
+    async def enqueue(
+        self, job: Job, idempotency_key: str | None, window_start: str
+    ) -> tuple[Job, bool]:
+        """Inserts `job`, or returns the job already queued under the same key in the window."""
+        async with self._db.transaction() as conn:
+            if idempotency_key is not None:
+                async with conn.execute(
+                    "SELECT id, created_at FROM jobs WHERE tenant_id = ? AND worker_id = ? "
+                    "AND idempotency_key = ?",
+                    (job.tenant_id, job.worker_id, idempotency_key),
+                ) as cur:
+                    existing = await cur.fetchone()
+                if existing is not None and existing["created_at"] >= window_start:
+                    first = await _load(conn, existing["id"])
+                    return first, False
+                if existing is not None:
+                    await conn.execute(
+                        "UPDATE jobs SET idempotency_key = NULL WHERE id = ?", (existing["id"],)
+                    )
+            await conn.execute(
+                "INSERT INTO jobs (id, tenant_id, worker_id, worker_version, status, input, "
+                "max_retries, trigger, schedule_id, idempotency_key, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.tenant_id,
+                    job.worker_id,
+                    job.worker_version,
+                    _json(job.input),
+                    job.max_retries,
+                    job.trigger.value,
+                    job.schedule_id,
+                    idempotency_key,
+                    job.created_by,
+                    job.created_at,
+                ),
+            )
+        return job, True
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, tenant_id: str | None, job_id: str) -> Job | None:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?"
+        params: list[Any] = [job_id]
+        if tenant_id is not None:
+            sql += " AND tenant_id = ?"
+            params.append(tenant_id)
+        row = await self._db.fetchone(sql, params)
+        if row is None:
+            return None
+        attempts = await self._db.fetchall(
+            "SELECT number, started_at, finished_at, outcome, exit_code, error FROM job_attempts "
+            "WHERE job_id = ? ORDER BY number",
+            (job_id,),
+        )
+        return _job(row, [_attempt(a) for a in attempts])
+
+    async def page(
+        self,
+        tenant_id: str,
+        *,
+        status: JobStatus | None,
+        worker_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Job], int]:
+        clauses, params = ["tenant_id = ?"], [tenant_id]
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if worker_id is not None:
+            clauses.append("worker_id = ?")
+            params.append(worker_id)
+        where = " AND ".join(clauses)
+        total = await self._db.fetchone(f"SELECT count(*) FROM jobs WHERE {where}", params)
+        rows = await self._db.fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        ids = [r["id"] for r in rows]
+        by_job: dict[str, list[Attempt]] = {i: [] for i in ids}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for a in await self._db.fetchall(
+                f"SELECT job_id, number, started_at, finished_at, outcome, exit_code, error "
+                f"FROM job_attempts WHERE job_id IN ({marks}) ORDER BY number",
+                ids,
+            ):
+                by_job[a["job_id"]].append(_attempt(a))
+        return [_job(r, by_job[r["id"]]) for r in rows], int(total[0]) if total else 0
+
+    async def status(self, job_id: str) -> JobStatus | None:
+        row = await self._db.fetchone("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        return JobStatus(row[0]) if row else None
+
+    # -- the scheduler's side ---------------------------------------------------------------
+
+    async def claim_next(
+        self, *, now: str, owner: str, lease_until: str, max_running: int
+    ) -> Claimed | None:
+        """One statement picks the oldest due job whose worker has a free slot and marks it
+        running, so two claimers can never take the same job."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
+                "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
+                "next_attempt_at = NULL, container_id = NULL "
+                "WHERE seq = ("
+                "  SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
+                "  WHERE j.status = 'queued' AND coalesce(j.next_attempt_at, '') <= :now "
+                "  AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
+                "    SELECT count(*) FROM jobs r WHERE r.worker_id = j.worker_id "
+                "    AND r.status = 'running')) "
+                "  ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1"
+                ") AND status = 'queued' "
+                "AND (SELECT count(*) FROM jobs WHERE status = 'running') < :max_running "
+                "RETURNING id, tenant_id, worker_id, worker_version, attempt, lost_count, "
+                "log_bytes, input",
+                {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await conn.execute(
+                "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
+                (row["id"], row["attempt"], now),
+            )
+        data = dict(row)
+        data["job_id"] = data.pop("id")
+        data["input"] = msgspec.json.decode(data["input"])
+        return msgspec.convert(data, Claimed)
+
+    async def set_container(self, job_id: str, attempt: int, container_id: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET container_id = ? WHERE id = ? AND attempt = ?",
+                (container_id, job_id, attempt),
+            )
+            await conn.execute(
+                "UPDATE job_attempts SET container_id = ? WHERE job_id = ? AND number = ?",
+                (container_id, job_id, attempt),
+            )
+
+    async def finish_attempt(
+        self,
+        job_id: str,
+        attempt: int,
+        *,
+        now: str,
+        outcome: str,
+        exit_code: int | None,
+        error: ErrorInfo | None,
+        result: Any,
+        status: JobStatus,
+        next_attempt_at: str | None,
+        lost: bool = False,
+    ) -> bool:
+        """False when the attempt is no longer the job's current one: its answer is dropped."""
+        final = status is not JobStatus.QUEUED
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET status = ?, result = ?, error = ?, next_attempt_at = ?, "
+                "finished_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "container_id = NULL, lost_count = lost_count + ? "
+                "WHERE id = ? AND attempt = ? AND status = 'running'",
+                (
+                    status.value,
+                    _json(result) if status is JobStatus.SUCCEEDED else None,
+                    _json(msgspec.to_builtins(error)) if error and final else None,
+                    next_attempt_at,
+                    now if final else None,
+                    1 if lost else 0,
+                    job_id,
+                    attempt,
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            await conn.execute(
+                "UPDATE job_attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
+                "WHERE job_id = ? AND number = ?",
+                (
+                    now,
+                    outcome,
+                    exit_code,
+                    _json(msgspec.to_builtins(error)) if error else None,
+                    job_id,
+                    attempt,
+                ),
+            )
+        return True
+
+    async def renew_leases(self, owner: str, until: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ?",
+                (until, owner),
+            )
+
+    async def running(
+        self, *, expired_before: str | None = None, not_owner: str | None = None
+    ) -> list[RunningRow]:
+        """Running jobs; with filters, those whose lease lapsed or whose owner is gone."""
+        sql = (
+            "SELECT id, attempt, container_id, cancel_requested FROM jobs WHERE status = 'running'"
+        )
+        params: list[Any] = []
+        if expired_before is not None:
+            sql += " AND (lease_expires_at < ? OR lease_owner IS NOT ?)"
+            params += [expired_before, not_owner]
+        rows = await self._db.fetchall(sql, params)
+        return [
+            RunningRow(r["id"], r["attempt"], r["container_id"], bool(r["cancel_requested"]))
+            for r in rows
+        ]
+
+    async def cancel(self, tenant_id: str, job_id: str, now: str) -> JobStatus | None:
+        """Cancels a queued job at once; marks a running one for its runner to kill.
+        Returns the status the job had, or None when unknown."""
+        error = _json({"type": "cancelled", "message": "cancelled by a user"})
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT status FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            status = JobStatus(row[0])
+            if status is JobStatus.QUEUED:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL, "
+                    "error = ? WHERE id = ?",
+                    (now, error, job_id),
+                )
+            elif status is JobStatus.RUNNING:
+                await conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+        return status
+
+    async def lost_count(self, job_id: str) -> int:
+        row = await self._db.fetchone("SELECT lost_count FROM jobs WHERE id = ?", (job_id,))
+        return int(row[0]) if row else 0
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        row = await self._db.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
+        return bool(row and row[0])
+
+    async def queue_stats(self) -> dict[str, Any]:
+        rows = await self._db.fetchall("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        oldest = await self._db.fetchone(
+            "SELECT min(coalesce(next_attempt_at, created_at)) FROM jobs WHERE status = 'queued'"
+        )
+        return {
+            "by_status": {r["status"]: r["n"] for r in rows},
+            "oldest_queued": oldest[0] if oldest else None,
+        }
+
+    async def next_due(self) -> str | None:
+        row = await self._db.fetchone(
+            "SELECT min(coalesce(next_attempt_at, created_at)) FROM jobs WHERE status = 'queued'"
+        )
+        return row[0] if row else None
+
+
+async def _load(conn: Any, job_id: str) -> Job:
+    async with conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
+        row = await cur.fetchone()
+    async with conn.execute(
+        "SELECT number, started_at, finished_at, outcome, exit_code, error FROM job_attempts "
+        "WHERE job_id = ? ORDER BY number",
+        (job_id,),
+    ) as cur:
+        attempts = [_attempt(a) for a in await cur.fetchall()]
+    return _job(row, attempts)

@@ -1,0 +1,37 @@
+"""LogStore: job log lines, appended in batches and read back by sequence number."""
+
+from __future__ import annotations
+
+from ava_platform.models import LogLine
+from ava_platform.store.db import Database
+
+
+class LogStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append(
+        self, job_id: str, attempt: int, lines: list[tuple[str, str, str]], *, truncated: bool
+    ) -> int:
+        """Stores (ts, stream, line) rows in one transaction; returns the last seq written."""
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO job_logs (job_id, attempt, ts, stream, line) VALUES (?, ?, ?, ?, ?)",
+                [(job_id, attempt, ts, stream, line) for ts, stream, line in lines],
+            )
+            await conn.execute(
+                "UPDATE jobs SET log_bytes = log_bytes + ?, log_truncated = max(log_truncated, ?) "
+                "WHERE id = ?",
+                (sum(len(line.encode()) + 1 for _, _, line in lines), int(truncated), job_id),
+            )
+            async with conn.execute("SELECT last_insert_rowid()") as cur:
+                row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read(self, job_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = await self._db.fetchall(
+            "SELECT seq, ts, stream, attempt, line FROM job_logs WHERE job_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (job_id, after_seq, limit),
+        )
+        return [LogLine(r["seq"], r["ts"], r["stream"], r["attempt"], r["line"]) for r in rows]
