@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_s: float = 1.0
     image_retention: int = 5
     ca_bundle: Path | None = None
+    # older keys that still decrypt (AVA_SECRET_KEY="new,old"); secret_key encrypts
+    previous_secret_keys: tuple[bytes, ...] = ()
+    build_concurrency: int = 1
 
 
 def _decode_key(raw: str) -> bytes:
@@ -45,6 +48,11 @@ def _decode_key(raw: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"AVA_SECRET_KEY must decode to 32 bytes, got {len(key)}")
     return key
+
+
+def decode_keyring(raw: str) -> list[bytes]:
+    """`KEY` or `NEWKEY,OLDKEY,...`: the first key encrypts, every key decrypts."""
+    return [_decode_key(part.strip()) for part in raw.split(",")]
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -84,14 +92,19 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
     if not raw_key:
         raise ConfigError("AVA_SECRET_KEY is not set (32 random bytes, urlsafe base64)")
     ca = env.get("AVA_CA_BUNDLE")
+    keyring = decode_keyring(raw_key)
     return Settings(
         internal_secret=secret,
-        secret_key=_decode_key(raw_key),
+        secret_key=keyring[0],
+        previous_secret_keys=tuple(keyring[1:]),
+        build_concurrency=_int(env, "AVA_BUILD_CONCURRENCY", 1, 1),
         db_path=db_path or Path(env.get("AVA_DB_PATH") or ".data/ava.db"),
         max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
         log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),
         image_retention=_int(env, "AVA_IMAGE_RETENTION", 5, 1),
         retry_base_s=_float(env, "AVA_RETRY_BASE_S", 1.0),
+        max_worker_lost=_int(env, "AVA_MAX_WORKER_LOST", 3, 1),
+        lease_s=_float(env, "AVA_LEASE_S", 30.0),
         job_poll_interval_s=_float(env, "AVA_POLL_INTERVAL_S", 0.5),
         ca_bundle=Path(ca) if ca else None,
     )

@@ -281,3 +281,113 @@ def runtime_image(runtime: Runtime) -> str:
     from ava_platform import __version__
 
     return f"ava/runtime-{runtime.value}:{__version__}"
+
+
+# -- secrets, versions, schedules (issue #5) ----------------------------------------------------
+
+SecretValue = Annotated[
+    str,
+    Meta(
+        min_length=4,
+        max_length=65_536,
+        description="The secret value (4..65536 chars; shorter values could not be redacted "
+        "from job logs without masking ordinary words).",
+    ),
+]
+
+
+class SecretPut(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    value: SecretValue
+
+
+class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class SecretPage(msgspec.Struct, frozen=True):
+    data: list[SecretInfo]
+    meta: PageMeta
+
+
+class VersionStatus(StrEnum):
+    BUILDING = "building"  # the bundle's image is being built
+    READY = "ready"  # runnable: inline source, or a built image
+    FAILED = "failed"  # the build failed; see error and the build log
+    PRUNED = "pruned"  # its image was removed by the retention policy; cannot be rolled back to
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    worker_id: str
+    version: int
+    kind: Annotated[str, Meta(description="inline | bundle")]
+    source_digest: str
+    entrypoint: str
+    status: VersionStatus
+    image: str | None = None
+    error: str | None = None
+    current: bool = False
+    created_at: str
+    created_by: str
+    finished_at: str | None = None
+
+
+class VersionPage(msgspec.Struct, frozen=True):
+    data: list[VersionInfo]
+    meta: PageMeta
+
+
+class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    version: Annotated[int, Meta(ge=1, description="An earlier ready version of this worker.")]
+
+
+class ScheduleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    cron: Annotated[
+        str, Meta(min_length=9, max_length=200, description='5-field cron, e.g. "*/5 * * * *".')
+    ]
+    timezone: Annotated[
+        str, Meta(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Paris.")
+    ] = "UTC"
+    input: Annotated[Any, Meta(description="The input of every job it queues (≤ 1 MiB).")] = (
+        msgspec.field(default_factory=dict)
+    )
+
+
+class ScheduleRunStatus(StrEnum):
+    PENDING = "pending"  # the slot is claimed; its job is being queued
+    QUEUED = "queued"  # a job was queued for the slot
+    SKIPPED = "skipped"  # the worker was paused (or deprecated, or had no source)
+    FAILED = "failed"  # the job could not be queued (e.g. the worker is gone)
+
+
+class ScheduleRun(msgspec.Struct, frozen=True, kw_only=True):
+    schedule_id: str
+    slot: str
+    status: ScheduleRunStatus
+    job_id: str | None = None
+    reason: str | None = None
+    created_at: str
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    tenant_id: str
+    worker_id: str
+    cron: str
+    timezone: str
+    input: Any
+    next_run_at: str
+    last_run: ScheduleRun | None = None
+    created_at: str
+    created_by: str
+
+
+class SchedulePage(msgspec.Struct, frozen=True):
+    data: list[Schedule]
+    meta: PageMeta
+
+
+class ScheduleRunPage(msgspec.Struct, frozen=True):
+    data: list[ScheduleRun]
+    meta: PageMeta

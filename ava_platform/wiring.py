@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ava_platform.clock import Clock, SystemClock
 from ava_platform.config import Settings
 from ava_platform.executor.base import Executor
@@ -18,6 +20,12 @@ from ava_platform.store.logs import LogStore
 from ava_platform.store.workers import VersionStore, WorkerStore
 
 
+def platform_id(settings: Settings) -> str:
+    """One platform is one store: its containers are labelled with this, derived from the
+    store's absolute path, so a restart on the same file finds its own orphans."""
+    return hashlib.sha256(str(settings.db_path.resolve()).encode()).hexdigest()[:16]
+
+
 class Platform:
     def __init__(
         self,
@@ -31,7 +39,7 @@ class Platform:
         self.clock = clock or SystemClock()
         self.db = Database(settings.db_path)
         self.events = JobEvents()
-        self.executor = executor or DockerExecutor()
+        self.executor = executor or DockerExecutor(platform_id=platform_id(settings))
         self.worker_store = WorkerStore(self.db)
         self.version_store = VersionStore(self.db)
         self.job_store = JobStore(self.db)

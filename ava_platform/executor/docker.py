@@ -34,6 +34,7 @@ T = TypeVar("T")
 API_VERSION = "1.41"  # engine 20.10+; newer engines still accept it
 SHIM_USER = "10001:10001"
 MANAGED_LABEL = "ava.managed"
+PLATFORM_LABEL = "ava.platform_id"
 _STREAMS = {1: "stdout", 2: "stderr"}
 
 
@@ -60,7 +61,12 @@ def _translate(exc: Exception, what: str) -> ExecutorError:
 
 
 class DockerExecutor:
-    def __init__(self, *, base_url: str | None = None, max_threads: int = 128) -> None:
+    def __init__(
+        self, *, platform_id: str = "default", base_url: str | None = None, max_threads: int = 128
+    ) -> None:
+        # containers carry the id of the platform that made them, so two platforms sharing an
+        # engine (a dev server beside a test run) never sweep up each other's containers
+        self._platform_id = platform_id
         self._base_url = base_url
         self._client: docker.APIClient | None = None
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="ava-docker")
@@ -174,6 +180,7 @@ class DockerExecutor:
             environment={},
             labels={
                 MANAGED_LABEL: "1",
+                PLATFORM_LABEL: self._platform_id,
                 "ava.job_id": spec.job_id,
                 "ava.tenant_id": spec.tenant_id,
                 "ava.worker_id": spec.worker_id,
@@ -224,7 +231,9 @@ class DockerExecutor:
     async def list_containers(self) -> list[ContainerRef]:
         try:
             rows = await self._call(
-                self._api().containers, all=True, filters={"label": f"{MANAGED_LABEL}=1"}
+                self._api().containers,
+                all=True,
+                filters={"label": [f"{MANAGED_LABEL}=1", f"{PLATFORM_LABEL}={self._platform_id}"]},
             )
         except Exception as exc:
             raise _translate(exc, "cannot list containers") from exc

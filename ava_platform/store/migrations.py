@@ -117,4 +117,46 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX job_logs_job ON job_logs (job_id, seq);
     """,
+    # 3: the secrets vault, cron schedules and their runs, bundle versions
+    """
+    CREATE TABLE secrets (
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        ciphertext BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        key_version TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    );
+    CREATE INDEX secrets_key_version ON secrets (key_version);
+    CREATE TABLE schedules (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        worker_id TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        input TEXT NOT NULL,
+        next_run_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    CREATE INDEX schedules_worker ON schedules (tenant_id, worker_id, seq);
+    CREATE INDEX schedules_due ON schedules (next_run_at);
+    -- one row per fired slot: the unique key makes a slot fire at most once, even across restarts
+    CREATE TABLE schedule_runs (
+        seq INTEGER PRIMARY KEY,
+        schedule_id TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        status TEXT NOT NULL,
+        job_id TEXT,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (schedule_id, slot)
+    );
+    CREATE INDEX schedule_runs_pending ON schedule_runs (status) WHERE status = 'pending';
+    ALTER TABLE worker_versions ADD COLUMN bundle INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE worker_versions ADD COLUMN finished_at TEXT;
+    """,
 ]

@@ -33,6 +33,14 @@ def source_digest(source: str | None, entrypoint: str) -> str:
     return "sha256:" + hashlib.sha256(f"{entrypoint}\0{source or ''}".encode()).hexdigest()
 
 
+async def _next_version(conn: Any, worker: Worker) -> int:
+    async with conn.execute(
+        "SELECT coalesce(max(version), 0) FROM worker_versions WHERE worker_id = ?", (worker.id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return max(worker.version, int(row[0]) + 1)
+
+
 def _to_row(worker: Worker) -> dict[str, Any]:
     row = msgspec.structs.asdict(worker)
     row["config"] = msgspec.json.encode(worker.config).decode()
@@ -79,6 +87,9 @@ class WorkerStore:
             if row is None:
                 return None
             worker, source_changed = change(_from_row(row))
+            if source_changed:
+                # after a rollback or beside a deploy still building, `version + 1` may be taken
+                worker = msgspec.structs.replace(worker, version=await _next_version(conn, worker))
             await conn.execute(_UPDATE, _to_row(worker))
             if source_changed:
                 await self._insert_version(conn, worker, by)

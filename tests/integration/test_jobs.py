@@ -1,0 +1,366 @@
+"""Jobs end to end: real HTTP, real SQLite, real containers from the real runtime images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration import sources
+from tests.integration.conftest import Ava, ava_containers
+
+pytestmark = pytest.mark.docker
+
+ECHO = {
+    "python": sources.PY_ECHO,
+    "nodejs": sources.NODE_ECHO,
+    "deno": sources.DENO_ECHO,
+    "shell": sources.SHELL_ECHO,
+}
+
+
+@pytest.mark.parametrize("runtime", ["python", "nodejs", "deno", "shell"])
+def test_job_runs_end_to_end_per_runtime(ava: Ava, runtime: str) -> None:
+    worker = ava.worker(runtime, ECHO[runtime])
+    job = ava.run(worker["id"], {"n": 7, "s": "héllo"})
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"echo": {"n": 7, "s": "héllo"}}
+    assert job["worker_version"] == 1
+    assert [a["outcome"] for a in job["attempts"]] == ["succeeded"]
+    assert job["attempts"][0]["exit_code"] == 0
+
+
+def test_wasm_job_end_to_end(ava: Ava) -> None:
+    worker = ava.worker("wasm", sources.wasm_echo_b64())
+    job = ava.run(worker["id"], {"x": 1})
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"echo": "wasm"}
+
+
+def test_wait_returns_the_finished_job_with_200(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ECHO)
+    resp = ava.trigger(worker["id"], {"a": 1}, wait=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "succeeded"
+    assert resp.json()["result"] == {"echo": {"a": 1}}
+
+
+def test_wait_shorter_than_the_job_answers_202(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_SLEEP)
+    resp = ava.trigger(worker["id"], {"s": 5}, wait=1)
+    assert resp.status_code == 202
+    assert resp.json()["status"] in ("queued", "running")
+    ava.client.post(f"/jobs/{resp.json()['id']}/cancel")
+
+
+def test_raise_fails_with_the_message_and_traceback_in_logs(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_RAISE)
+    job = ava.run(worker["id"], {"why": "bad input"})
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "handler_error"
+    assert "boom: bad input" in job["error"]["message"]
+    assert "Traceback" in ava.logs(job["id"])
+
+
+def test_flaky_handler_succeeds_on_attempt_three(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_FLAKY, max_retries=3)
+    job = ava.run(worker["id"], wait=90)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"attempt": 3}
+    assert job["attempt"] == 3
+    assert [a["outcome"] for a in job["attempts"]] == ["failed", "failed", "succeeded"]
+    assert "flaky attempt 1" in job["attempts"][0]["error"]["message"]
+    logs = ava.client.get(f"/jobs/{job['id']}/logs", headers={"accept": "application/x-ndjson"})
+    attempts_logged = {json.loads(line)["attempt"] for line in logs.text.splitlines()}
+    assert attempts_logged == {1, 2}  # the tracebacks of both failed attempts
+
+
+def test_retries_exhausted_ends_failed(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_RAISE, max_retries=1)
+    job = ava.run(worker["id"], {"why": "always"})
+    assert job["status"] == "failed"
+    assert len(job["attempts"]) == 2
+
+
+def test_timeout_kills_the_container_near_the_limit(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_SLEEP, timeout_seconds=2)
+    job = ava.run(worker["id"], {"s": 60})
+    assert job["status"] == "timed_out", (job["error"], job["attempts"])
+    assert job["error"]["type"] == "timeout"
+    attempt = job["attempts"][0]
+    took = _seconds(attempt["started_at"], attempt["finished_at"])
+    assert 2.0 <= took <= 4.5, took
+    assert job["id"] not in _container_jobs()
+
+
+def test_cancel_queued_then_running(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_SLEEP, max_concurrency=1)
+    first = ava.trigger(worker["id"], {"s": 60}).json()
+    ava.wait_for(first["id"], until=lambda j: j["status"] == "running")
+    second = ava.trigger(worker["id"], {"s": 60}).json()
+    time.sleep(0.5)
+    assert ava.client.get(f"/jobs/{second['id']}").json()["status"] == "queued"
+    cancelled = ava.client.post(f"/jobs/{second['id']}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    started = time.monotonic()
+    assert ava.client.post(f"/jobs/{first['id']}/cancel").status_code == 200
+    job = ava.wait_for(first["id"], timeout_s=15)
+    assert job["status"] == "cancelled"
+    assert time.monotonic() - started < 5
+    assert first["id"] not in _container_jobs()
+    again = ava.client.post(f"/jobs/{first['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "job_finished"
+    assert ava.client.get(f"/jobs/{second['id']}").json()["attempts"] == []
+
+
+def test_paused_and_deprecated_workers_refuse_jobs(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ECHO)
+    assert (
+        ava.client.patch(f"/workers/{worker['id']}", json={"status": "paused"}).status_code == 200
+    )
+    resp = ava.trigger(worker["id"])
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "worker_paused"
+    assert (
+        ava.client.patch(f"/workers/{worker['id']}", json={"status": "active"}).status_code == 200
+    )
+    assert ava.trigger(worker["id"]).status_code == 202
+    assert ava.client.delete(f"/workers/{worker['id']}").status_code == 200
+    assert ava.trigger(worker["id"]).status_code == 409
+
+
+def test_idempotency_key_returns_the_first_job(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ECHO)
+    key = {"Idempotency-Key": "deploy-1234"}
+    url = f"/workers/{worker['id']}/jobs"
+    first = ava.client.post(url, json={"input": {"a": 1}}, headers=key)
+    second = ava.client.post(url, json={"input": {"a": 2}}, headers=key)
+    assert first.status_code == second.status_code == 202
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["input"] == {"a": 1}
+    other = ava.client.post(url, json={"input": {"a": 1}}, headers={"Idempotency-Key": "other"})
+    assert other.json()["id"] != first.json()["id"]
+    listed = ava.client.get(url).json()
+    assert listed["meta"]["total"] == 2
+
+
+def test_sse_delivers_a_line_while_the_job_runs(ava: Ava, jobs_server: str) -> None:
+    worker = ava.worker("python", sources.PY_STREAM)
+    job = ava.trigger(worker["id"]).json()
+    seen: list[tuple[str, str]] = []
+    with ava.client.stream("GET", f"/jobs/{job['id']}/logs", params={"follow": "true"}) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        for raw in resp.iter_lines():
+            if raw.startswith("event: "):
+                event = raw[len("event: ") :]
+            elif raw.startswith("data: "):
+                data = json.loads(raw[len("data: ") :])
+                if event == "log" and data["line"] == "first line":
+                    status = ava.client.get(f"/jobs/{job['id']}").json()["status"]
+                    seen.append(("first line", status))
+                elif event == "end":
+                    seen.append(("end", data["status"]))
+    assert seen[0] == ("first line", "running")
+    assert seen[-1] == ("end", "succeeded")
+
+
+def test_logs_as_text_and_ndjson(ava: Ava) -> None:
+    worker = ava.worker(
+        "python",
+        "import sys\ndef handler(input, env):\n    print('out 1')\n    print('err 1', file=sys.stderr)\n"
+        '    print(\'AVA-RESULT-0000 {"ok": true, "result": "forged"}\')\n    return \'real\'\n',
+    )
+    job = ava.run(worker["id"])
+    assert job["result"] == "real"
+    text = ava.logs(job["id"])
+    assert "out 1" in text and "err 1" in text and "forged" in text
+    nd = ava.client.get(f"/jobs/{job['id']}/logs", headers={"accept": "application/x-ndjson"})
+    rows = [json.loads(line) for line in nd.text.splitlines()]
+    assert {r["stream"] for r in rows} == {"stdout", "stderr"}
+    assert all(set(r) == {"ts", "stream", "attempt", "line"} for r in rows)
+
+
+@pytest.mark.slow
+def test_fork_bomb_ends_cleanly(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_FORK_BOMB, timeout_seconds=5)
+    job = ava.run(worker["id"], wait=60)
+    assert job["status"] in ("failed", "timed_out")
+    _assert_engine_healthy_and_clean(job["id"])
+
+
+@pytest.mark.slow
+def test_memory_hog_is_reported_out_of_memory(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_MEMORY_HOG, memory_mb=64, timeout_seconds=30)
+    job = ava.run(worker["id"], wait=60)
+    assert job["status"] == "failed", job
+    assert job["error"]["type"] == "out_of_memory"
+    _assert_engine_healthy_and_clean(job["id"])
+
+
+@pytest.mark.slow
+def test_fifty_mib_of_output_is_capped_with_a_marker(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_FLOOD, timeout_seconds=120)
+    job = ava.run(worker["id"], wait=120)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"printed_mib": 50}
+    text = ava.logs(job["id"])
+    assert len(text.encode()) <= 10 * 1024 * 1024 + 1024
+    assert text.rstrip("\n").endswith("later lines are dropped")
+    assert "log truncated" in text
+    _assert_engine_healthy_and_clean(job["id"])
+
+
+def test_container_is_hardened_and_carries_no_input_or_env(ava: Ava) -> None:
+    worker = ava.worker(
+        "python",
+        sources.PY_SLEEP,
+        config={"GREETING": "config-value-xyz"},
+        memory_mb=128,
+        cpus=0.5,
+        network="none",
+    )
+    job = ava.trigger(worker["id"], {"s": 30, "marker": "input-value-abc"}).json()
+    ava.wait_for(job["id"], until=lambda j: j["status"] == "running")
+    info = _inspect_job_container(job["id"])
+    ava.client.post(f"/jobs/{job['id']}/cancel")
+    host, config = info["HostConfig"], info["Config"]
+    assert config["User"] == "10001:10001"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["Memory"] == 128 * 1024 * 1024
+    assert host["MemorySwap"] == 128 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] > 0
+    assert host["NetworkMode"] == "none"
+    assert host["LogConfig"]["Config"]["max-size"]
+    assert not any("docker.sock" in str(m) for m in info.get("Mounts", []))
+    labels = config["Labels"]
+    assert labels["ava.job_id"] == job["id"]
+    assert labels["ava.tenant_id"] == ava.client.headers["x-tenant-id"]
+    assert labels["ava.attempt"] == "1"
+    dumped = json.dumps(info)
+    assert "config-value-xyz" not in dumped and "input-value-abc" not in dumped
+
+
+def test_env_reaches_the_handler_and_it_runs_as_non_root(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ENV_PROBE, config={"GREETING": "hi"})
+    job = ava.run(worker["id"])
+    assert job["result"] == {"uid": 10001, "cfg": "hi", "os_cfg": "hi"}
+
+
+def test_per_worker_max_concurrency_is_respected(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_SLEEP, max_concurrency=1)
+    ids = [ava.trigger(worker["id"], {"s": 1}).json()["id"] for _ in range(3)]
+    jobs = [ava.wait_for(i, timeout_s=60) for i in ids]
+    assert all(j["status"] == "succeeded" for j in jobs)
+    spans = sorted((j["attempts"][0]["started_at"], j["attempts"][0]["finished_at"]) for j in jobs)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end  # never two at once
+
+
+def test_result_over_one_mib_fails_clearly(ava: Ava) -> None:
+    worker = ava.worker("python", "def handler(input, env):\n    return 'x' * (1024 * 1024 + 10)\n")
+    job = ava.run(worker["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "result_too_large"
+
+
+def test_input_over_one_mib_is_refused_with_413(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ECHO)
+    resp = ava.trigger(worker["id"], {"blob": "x" * (1024 * 1024 + 1)})
+    assert resp.status_code == 413
+    assert ava.client.get(f"/workers/{worker['id']}/jobs").json()["meta"]["total"] == 0
+
+
+def test_one_mib_input_round_trips(ava: Ava) -> None:
+    worker = ava.worker("python", "def handler(input, env):\n    return len(input['blob'])\n")
+    job = ava.run(worker["id"], {"blob": "x" * (1024 * 1024 - 64)})
+    assert job["result"] == 1024 * 1024 - 64
+
+
+@pytest.mark.slow
+def test_burst_of_100_jobs_at_concurrency_4_all_succeed(ava: Ava) -> None:
+    worker = ava.worker("python", sources.PY_ECHO)
+    ids = [ava.trigger(worker["id"], {"i": i}).json()["id"] for i in range(100)]
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        with httpx.Client(base_url=str(ava.client.base_url), headers=ava.client.headers) as c:
+            while not stop.is_set():
+                running = c.get("/jobs", params={"filter[status]": "running", "per_page": 100})
+                peak = max(peak, running.json()["meta"]["total"])
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        jobs = [ava.wait_for(i, timeout_s=180) for i in ids]
+    finally:
+        stop.set()
+        watcher.join()
+    assert [j["status"] for j in jobs] == ["succeeded"] * 100
+    assert sorted(j["result"]["echo"]["i"] for j in jobs) == list(range(100))
+    assert 1 <= peak <= 4
+
+
+def _seconds(start: str, end: str) -> float:
+    from datetime import datetime
+
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def _container_jobs() -> set[str]:
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            "label=ava.managed=1",
+            "--format",
+            '{{.Label "ava.job_id"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+def _inspect_job_container(job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=ava.job_id={job_id}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if out:
+            raw = subprocess.run(
+                ["docker", "inspect", out[0]], capture_output=True, text=True, check=True
+            )
+            return dict(json.loads(raw.stdout)[0])
+        time.sleep(0.1)
+    raise AssertionError(f"no container for {job_id}")
+
+
+def _assert_engine_healthy_and_clean(job_id: str) -> None:
+    assert subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    deadline = time.monotonic() + 10
+    while job_id in _container_jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job_id not in _container_jobs()
+    assert isinstance(ava_containers(), list)
