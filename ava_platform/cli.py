@@ -16,6 +16,20 @@ images_app = typer.Typer(help="Runtime images.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """SIGTERM/SIGINT end a graceful shutdown with exit code 0 (uvicorn would re-raise the
+        signal afterwards, which reports the clean stop as a death by signal)."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    return Server
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -39,7 +53,10 @@ def serve(
     log.configure()
     log.register_secret(settings.internal_secret)
     application = create_app(Platform(settings), internal_secret=settings.internal_secret)
-    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+    server = _server_class()(uvicorn.Config(application, host=host, port=port, log_level="warning"))
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
 
 
 @images_app.command("build")

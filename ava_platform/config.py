@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_s: float = 1.0
     image_retention: int = 5
     ca_bundle: Path | None = None
+    docker_host: str | None = None
     # older keys that still decrypt (AVA_SECRET_KEY="new,old"); secret_key encrypts
     previous_secret_keys: tuple[bytes, ...] = ()
     build_concurrency: int = 1
@@ -107,6 +108,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         lease_s=_float(env, "AVA_LEASE_S", 30.0),
         job_poll_interval_s=_float(env, "AVA_POLL_INTERVAL_S", 0.5),
         ca_bundle=Path(ca) if ca else None,
+        docker_host=env.get("AVA_DOCKER_HOST") or env.get("DOCKER_HOST") or None,
     )
 
 

@@ -39,7 +39,9 @@ class Platform:
         self.clock = clock or SystemClock()
         self.db = Database(settings.db_path)
         self.events = JobEvents()
-        self.executor = executor or DockerExecutor(platform_id=platform_id(settings))
+        self.executor = executor or DockerExecutor(
+            platform_id=platform_id(settings), base_url=settings.docker_host
+        )
         self.worker_store = WorkerStore(self.db)
         self.version_store = VersionStore(self.db)
         self.job_store = JobStore(self.db)

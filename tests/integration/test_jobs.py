@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -263,7 +264,7 @@ def test_per_worker_max_concurrency_is_respected(ava: Ava) -> None:
     jobs = [ava.wait_for(i, timeout_s=60) for i in ids]
     assert all(j["status"] == "succeeded" for j in jobs)
     spans = sorted((j["attempts"][0]["started_at"], j["attempts"][0]["finished_at"]) for j in jobs)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # never two at once
 
 

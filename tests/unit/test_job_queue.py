@@ -1,0 +1,134 @@
+"""The durable queue on a real SQLite file: atomic claims, limits, stale answers dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ava_platform.clock import SystemClock, utcnow
+from ava_platform.ids import new_id
+from ava_platform.models import Job, JobStatus, Role, Runtime, WorkerCreate
+from ava_platform.service.auth import Principal
+from ava_platform.service.workers import WorkerService
+from ava_platform.store.db import Database
+from ava_platform.store.jobs import JobStore
+from ava_platform.store.workers import VersionStore, WorkerStore
+
+ADMIN = Principal("ten_a", "usr_a", Role.ADMIN)
+FAR = "9999-01-01T00:00:00.000000Z"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "q.db")
+    await database.open()
+    yield database
+    await database.close()
+
+
+async def _worker(db: Database, **kw: object) -> str:
+    service = WorkerService(WorkerStore(db), VersionStore(db), SystemClock())
+    worker = await service.create(
+        ADMIN, WorkerCreate(name="w", runtime=Runtime.PYTHON, source_code="x", **kw)
+    )  # type: ignore[arg-type]
+    return worker.id
+
+
+async def _enqueue(jobs: JobStore, worker_id: str, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        job = Job(
+            id=new_id("job"),
+            tenant_id="ten_a",
+            worker_id=worker_id,
+            worker_version=1,
+            status=JobStatus.QUEUED,
+            input={"i": i},
+            created_by="u",
+            created_at=utcnow(),
+        )
+        await jobs.enqueue(job, None, "")
+        ids.append(job.id)
+    return ids
+
+
+async def _claim(jobs: JobStore, max_running: int = 100) -> str | None:
+    claimed = await jobs.claim_next(
+        now=utcnow(), owner="o", lease_until=FAR, max_running=max_running
+    )
+    return claimed.job_id if claimed else None
+
+
+async def test_concurrent_claims_never_take_the_same_job(db: Database) -> None:
+    jobs = JobStore(db)
+    ids = await _enqueue(jobs, await _worker(db), 20)
+    claimed = await asyncio.gather(*(_claim(jobs) for _ in range(30)))
+    taken = [c for c in claimed if c]
+    assert sorted(taken) == sorted(ids)  # each once, none twice
+    assert claimed.count(None) == 10
+
+
+async def test_claims_respect_global_and_per_worker_limits(db: Database) -> None:
+    jobs = JobStore(db)
+    solo = await _worker(db, max_concurrency=1)
+    free = await _worker(db)
+    await _enqueue(jobs, solo, 3)
+    await _enqueue(jobs, free, 3)
+    got = [await _claim(jobs, max_running=3) for _ in range(5)]
+    assert sum(1 for g in got if g) == 3
+    running = await jobs.page("ten_a", status=JobStatus.RUNNING, worker_id=solo, limit=10, offset=0)
+    assert running[1] == 1
+
+
+async def test_an_old_attempts_answer_is_dropped(db: Database) -> None:
+    jobs = JobStore(db)
+    (job_id,) = await _enqueue(jobs, await _worker(db), 1)
+    assert await _claim(jobs) == job_id
+    ok = await jobs.finish_attempt(
+        job_id,
+        1,
+        now=utcnow(),
+        outcome="failed",
+        exit_code=1,
+        error=None,
+        result=None,
+        status=JobStatus.QUEUED,
+        next_attempt_at=utcnow(),
+    )
+    assert ok
+    assert await _claim(jobs) == job_id  # attempt 2 runs
+    late = await jobs.finish_attempt(
+        job_id,
+        1,
+        now=utcnow(),
+        outcome="succeeded",
+        exit_code=0,
+        error=None,
+        result="stale",
+        status=JobStatus.SUCCEEDED,
+        next_attempt_at=None,
+    )
+    assert late is False
+    job = await jobs.get(None, job_id)
+    assert job is not None and job.status is JobStatus.RUNNING and job.attempt == 2
+
+
+async def test_a_retry_is_not_claimed_before_it_is_due(db: Database) -> None:
+    jobs = JobStore(db)
+    (job_id,) = await _enqueue(jobs, await _worker(db), 1)
+    await _claim(jobs)
+    await jobs.finish_attempt(
+        job_id,
+        1,
+        now=utcnow(),
+        outcome="failed",
+        exit_code=1,
+        error=None,
+        result=None,
+        status=JobStatus.QUEUED,
+        next_attempt_at=FAR,
+    )
+    assert await _claim(jobs) is None

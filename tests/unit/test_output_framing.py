@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+
+from ava_platform.scheduler.output import MAX_LINE_BYTES, OutputCollector
+from ava_platform.scheduler.redact import Redactor
+
+NONCE = "0123456789abcdef0123456789abcdef"
+
+
+def frame(payload: object) -> bytes:
+    return f"AVA-RESULT-{NONCE} {json.dumps(payload)}\n".encode()
+
+
+def lines(c: OutputCollector) -> list[tuple[str, str]]:
+    return [(stream, line) for _, stream, line in c.drain()]
+
+
+def test_frame_is_the_result_and_other_output_is_logs() -> None:
+    c = OutputCollector(NONCE, budget_bytes=10_000)
+    c.feed("stdout", b'hello\nAVA-RESULT-fffff {"ok": true, "result": 1}\n')
+    c.feed("stderr", b"warn\n")
+    c.feed("stdout", b"partial")
+    c.feed("stdout", frame({"ok": True, "result": {"x": 1}}))
+    c.close()
+    assert c.frame == {"ok": True, "result": {"x": 1}}
+    assert lines(c) == [
+        ("stdout", "hello"),
+        ("stdout", 'AVA-RESULT-fffff {"ok": true, "result": 1}'),
+        ("stderr", "warn"),
+        ("stdout", "partial"),
+    ]
+
+
+def test_frame_split_across_chunks_and_marker_across_a_long_line_cut() -> None:
+    c = OutputCollector(NONCE, budget_bytes=10**9)
+    data = b"y" * (MAX_LINE_BYTES + 10) + frame({"ok": True, "result": "z" * 200_000})
+    for i in range(0, len(data), 4093):
+        c.feed("stdout", data[i : i + 4093])
+    c.close()
+    assert c.frame == {"ok": True, "result": "z" * 200_000}
+    assert "".join(line for _, line in lines(c)) == "y" * (MAX_LINE_BYTES + 10)
+
+
+def test_oversized_frame_is_reported_not_buffered_forever() -> None:
+    c = OutputCollector(NONCE, budget_bytes=10**9)
+    c.feed("stdout", f"AVA-RESULT-{NONCE} ".encode())
+    for _ in range(40):
+        c.feed("stdout", b'"' + b"a" * 65_536)
+    c.feed("stdout", b'"}\n')
+    c.close()
+    assert c.frame is None
+    assert c.frame_error == "result_too_large"
+
+
+def test_log_budget_truncates_with_one_marker() -> None:
+    c = OutputCollector(NONCE, budget_bytes=100, cap_bytes=100)
+    c.feed("stdout", b"0123456789\n" * 50)
+    c.close()
+    out = lines(c)
+    assert out[-1][0] == "system" and "100-byte limit" in out[-1][1]
+    assert sum(len(line) + 1 for s, line in out if s != "system") <= 100
+    assert c.truncated
+
+
+def test_secret_split_across_two_writes_is_redacted() -> None:
+    c = OutputCollector(NONCE, budget_bytes=10_000, redact=Redactor(["s3cr3t-value"]))
+    c.feed("stdout", b"token=s3cr")
+    c.feed("stdout", b"3t-value end\n")
+    c.close()
+    assert lines(c) == [("stdout", "token=*** end")]
+
+
+def test_redactor_masks_raw_base64_and_url_encoded_forms() -> None:
+    r = Redactor(["p@ss word/+"])
+    assert r("a p@ss word/+ b") == "a *** b"
+    assert r("b64 cEBzcyB3b3JkLys=") == "b64 ***"
+    assert r("url p%40ss%20word%2F%2B") == "url ***"
+    assert r("form p%40ss+word%2F%2B") == "form ***"
+    assert (
+        Redactor(["ab"])("ab stays: too short to mask safely")
+        == "ab stays: too short to mask safely"
+    )
