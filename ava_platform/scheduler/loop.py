@@ -13,7 +13,7 @@ from ava_platform.config import Settings
 from ava_platform.errors import ExecutorError
 from ava_platform.executor.base import Executor
 from ava_platform.log import get_logger
-from ava_platform.scheduler.runner import AttemptRunner, _lost
+from ava_platform.scheduler.runner import AttemptRunner, lost_outcome
 from ava_platform.store.jobs import Claimed, JobStore
 
 log = get_logger("ava.scheduler")
@@ -154,15 +154,13 @@ class Scheduler:
             job.worker_id,
             job.worker_version,
             attempt,
-            await self._lost_count(job_id),
+            await self._jobs.lost_count(job_id),
             0,
             job.input,
+            job.max_retries,
         )
-        await self._runner.record(claimed, _lost("the platform stopped during the attempt"))
+        await self._runner.record(claimed, lost_outcome("the platform stopped during the attempt"))
         log.warning("attempt_recovered", job_id=job_id, attempt=attempt)
-
-    async def _lost_count(self, job_id: str) -> int:
-        return await self._jobs.lost_count(job_id)
 
     async def _remove_orphans(self) -> None:
         try:

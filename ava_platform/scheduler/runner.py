@@ -69,7 +69,7 @@ class AttemptRunner:
         except asyncio.CancelledError:
             # the platform is shutting down: the attempt is lost, not failed
             await asyncio.shield(
-                self.record(claimed, _lost("the platform stopped during the attempt"))
+                self.record(claimed, lost_outcome("the platform stopped during the attempt"))
             )
             raise
         await self.record(claimed, outcome)
@@ -154,7 +154,7 @@ class AttemptRunner:
         decision = retry.decide(
             outcome.kind,
             attempt=claimed.attempt,
-            max_retries=await self._max_retries(claimed),
+            max_retries=claimed.max_retries,
             lost_count=claimed.lost_count + (1 if lost else 0),
             max_lost=self._settings.max_worker_lost,
             base_s=self._settings.retry_base_s,
@@ -190,10 +190,6 @@ class AttemptRunner:
             self._events.enqueued()
         else:
             self._events.finished(claimed.job_id)
-
-    async def _max_retries(self, claimed: Claimed) -> int:
-        job = await self._jobs.get(None, claimed.job_id)
-        return job.max_retries if job else 0
 
 
 def classify(result: RunResult, collector: OutputCollector, timeout_s: int) -> Outcome:
@@ -237,7 +233,7 @@ def _failed(type_: str, message: str, kind: str = retry.FAILED, code: int | None
     return Outcome(kind, error=ErrorInfo(type_, message), exit_code=code)
 
 
-def _lost(message: str) -> Outcome:
+def lost_outcome(message: str) -> Outcome:
     return Outcome(retry.WORKER_LOST, error=ErrorInfo("worker_lost", message))
 
 

@@ -29,6 +29,7 @@ class Claimed(msgspec.Struct, frozen=True):
     lost_count: int
     log_bytes: int
     input: Any
+    max_retries: int = 0
 
 
 class RunningRow(msgspec.Struct, frozen=True):
@@ -180,7 +181,7 @@ class JobStore:
                 ") AND status = 'queued' "
                 "AND (SELECT count(*) FROM jobs WHERE status = 'running') < :max_running "
                 "RETURNING id, tenant_id, worker_id, worker_version, attempt, lost_count, "
-                "log_bytes, input",
+                "log_bytes, input, max_retries",
                 {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
             ) as cur:
                 row = await cur.fetchone()
