@@ -37,6 +37,7 @@ class OutputCollector:
         self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._pending: list[tuple[str, str, str]] = []
         self._in_frame = False
+        self._frame_buf = bytearray()
         self._frame_overflow = False
         self.frame: Any = None
         self.frame_error: str | None = None
@@ -78,7 +79,8 @@ class OutputCollector:
                 return
             idx = line.find(self._marker)
             if idx >= 0 and self.frame is None and self.frame_error is None:
-                self._emit(stream, line[:idx]) if idx else None
+                if idx:
+                    self._emit(stream, line[:idx])
                 self._finish_frame(line[idx + len(self._marker) :])
                 return
         self._emit(stream, line)

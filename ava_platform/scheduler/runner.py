@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -162,7 +163,7 @@ class AttemptRunner:
         now = self._clock.now()
         next_at = None
         if decision.retry_in_s is not None:
-            next_at = iso(now + _seconds(decision.retry_in_s))
+            next_at = iso(now + timedelta(seconds=decision.retry_in_s))
         accepted = await self._jobs.finish_attempt(
             claimed.job_id,
             claimed.attempt,
@@ -235,9 +236,3 @@ def _failed(type_: str, message: str, kind: str = retry.FAILED, code: int | None
 
 def lost_outcome(message: str) -> Outcome:
     return Outcome(retry.WORKER_LOST, error=ErrorInfo("worker_lost", message))
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
