@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
@@ -87,12 +89,29 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
     return error_response(status, code, message, details or None)
 
 
+_BODY_PATH = re.compile(r"^(?P<message>.*) - at `\$\.data(?:\.(?P<field>[^`]+))?`$", re.S)
+
+
+def _misfiled_body_error(exc: HTTPException) -> Response[Any] | None:
+    """Litestar files a body field's error as a server error when the field shares its name with
+    a dependency (a worker's `secrets` and the secrets service): answer it as the 422 it is."""
+    cause = exc.__cause__
+    match = _BODY_PATH.match(str(cause)) if isinstance(cause, msgspec.ValidationError) else None
+    if match is None:
+        return None
+    field, message = match["field"] or "body", match["message"]
+    details = [{"field": field, "message": message}]
+    return error_response(422, "validation_error", f"{field}: {message}", details)
+
+
 def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if isinstance(exc.__cause__, SerializationException):
         return error_response(
             400, "malformed_json", f"request body is not valid JSON: {exc.detail}"
         )
+    if status >= 500 and (misfiled := _misfiled_body_error(exc)) is not None:
+        return misfiled
     if status >= 500:
         log.error("http_error", status=status, detail=exc.detail)
         return error_response(status, "internal_error", "internal error")
