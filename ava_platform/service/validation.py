@@ -55,6 +55,13 @@ def check_secrets(problems: Problems, secrets: list[str]) -> None:
         problems.add("secrets", "names must be unique")
 
 
+def check_name(problems: Problems, name: str) -> None:
+    if not name.strip():
+        problems.add("name", "must not be blank")
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        problems.add("name", "must not contain control characters")
+
+
 def check_entrypoint(problems: Problems, entrypoint: str) -> None:
     normal = posixpath.normpath(entrypoint)
     if entrypoint.startswith("/") or normal.startswith("..") or "\0" in entrypoint:

@@ -25,6 +25,7 @@ from ava_platform.service.validation import (
     check_config,
     check_cpus,
     check_entrypoint,
+    check_name,
     check_secrets,
     check_source,
 )
@@ -52,6 +53,7 @@ class WorkerService:
         who.require(Permission.MANAGE)
         entrypoint = data.entrypoint or DEFAULT_ENTRYPOINT[data.runtime]
         problems = Problems()
+        check_name(problems, data.name)
         check_config(problems, data.config)
         check_secrets(problems, data.secrets)
         check_entrypoint(problems, entrypoint)
@@ -160,6 +162,8 @@ def _validate_patch(worker: Worker, changes: dict[str, Any]) -> None:
     problems = Problems()
     if "config" in changes:
         check_config(problems, changes["config"])
+    if "name" in changes:
+        check_name(problems, changes["name"])
     if "secrets" in changes:
         check_secrets(problems, changes["secrets"])
     if "entrypoint" in changes:

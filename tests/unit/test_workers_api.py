@@ -156,6 +156,8 @@ def test_create_accepts_boundary_values(api: httpx.Client, fields: dict[str, Any
 INVALID_CREATE: list[tuple[dict[str, Any], str]] = [
     ({"name": ""}, "name"),
     ({"name": "n" * 201}, "name"),
+    ({"name": "   "}, "name"),
+    ({"name": "a\u0000b"}, "name"),
     ({"name": 7}, "name"),
     ({"runtime": "java"}, "runtime"),
     ({"runtime": None}, "runtime"),
@@ -618,6 +620,7 @@ INVALID_PATCH: list[tuple[dict[str, Any], str]] = [
     ({"status": "deprecated"}, "status"),
     ({"status": "archived"}, "status"),
     ({"name": ""}, "name"),
+    ({"name": " \t "}, "name"),
     ({"name": None}, "name"),
     ({"timeout_seconds": 0}, "timeout_seconds"),
     ({"timeout_seconds": 3601}, "timeout_seconds"),
