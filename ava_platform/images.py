@@ -16,6 +16,8 @@ Errors: ImageBuildError (a build or the bootstrap failed, or the project tree is
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -45,6 +47,8 @@ NEEDS_CA_BUNDLE = frozenset({"deno", "wasm"})
 # Shim files shared between runtimes, copied next to each runtime's own shim files.
 SHARED_SHIM_DIRS = {"python": ("_py",), "wasm": ("_py",), "nodejs": ("_js",), "deno": ("_js",)}
 BUILD_TIMEOUT_S = 1800
+# Builds on one engine take turns: two at once would each see the other's half-done images.
+LOCK_PATH = Path(tempfile.gettempdir()) / "ava-images-build.lock"
 
 
 class ImageBuildError(Exception):
@@ -148,10 +152,18 @@ def _stage_context(files: Sequence[tuple[Path, str]], ca_bundle: Path | None, de
 
 
 def _run_build(
-    client: Any, context: Path, tag: str, args: dict[str, str], labels: dict[str, str], log: Log
+    client: Any,
+    context: Path,
+    tag: str,
+    args: dict[str, str],
+    labels: dict[str, str],
+    *,
+    no_cache: bool,
+    log: Log,
 ) -> None:
     stream = client.api.build(
         path=str(context),
+        nocache=no_cache,
         tag=tag,
         buildargs=args,
         labels=labels,
@@ -178,7 +190,14 @@ def _drop_if_dangling(client: Any, image_id: str) -> None:
 
 
 def _build_one(
-    client: Any, name: str, parent_ref: str, ca_bundle: Path | None, *, force: bool, log: Log
+    client: Any,
+    name: str,
+    parent_ref: str,
+    ca_bundle: Path | None,
+    *,
+    force: bool,
+    no_cache: bool,
+    log: Log,
 ) -> ImageReport:
     started = time.monotonic()
     tag = runtime_image_tag(name)
@@ -188,14 +207,16 @@ def _build_one(
     # The parent's id is hashed so that a rebuilt base image rebuilds everything on top of it.
     content_hash = _content_hash(files, {arg_name: parent_ref, "parent_id": parent_id})
     existing = _image_or_none(client, tag)
-    if not force and existing is not None and existing.labels.get(HASH_LABEL) == content_hash:
+    up_to_date = existing is not None and existing.labels.get(HASH_LABEL) == content_hash
+    if up_to_date and not (force or no_cache):
         log(f"image_up_to_date runtime={name} tag={tag}")
         return ImageReport(name, tag, False, time.monotonic() - started, existing.attrs["Size"])
     log(f"image_build_start runtime={name} tag={tag}")
     labels = {RUNTIME_LABEL: name, HASH_LABEL: content_hash, "ava.version": __version__}
     with tempfile.TemporaryDirectory(prefix=f"ava-image-{name}-") as context:
         _stage_context(files, ca_bundle if name in NEEDS_CA_BUNDLE else None, Path(context))
-        _run_build(client, Path(context), tag, {arg_name: parent_ref}, labels, log)
+        args = {arg_name: parent_ref}
+        _run_build(client, Path(context), tag, args, labels, no_cache=no_cache, log=log)
     if existing is not None:
         _drop_if_dangling(client, existing.id)
     size_bytes = client.images.get(tag).attrs["Size"]
@@ -204,11 +225,13 @@ def _build_one(
     return ImageReport(name, tag, True, seconds, size_bytes)
 
 
-def ensure_base_image(*, force: bool = False, log: Log = print, client: Any = None) -> ImageReport:
+def ensure_base_image(
+    *, force: bool = False, no_cache: bool = False, log: Log = print, client: Any = None
+) -> ImageReport:
     """Builds `ava/runtime-base` (bootstrapping Debian first if needed) unless up to date."""
     client = client or _client()
     debian_ref = ensure_debian_image(log=log, client=client)
-    return _build_one(client, "base", debian_ref, None, force=force, log=log)
+    return _build_one(client, "base", debian_ref, None, force=force, no_cache=no_cache, log=log)
 
 
 def build_images(
@@ -216,12 +239,14 @@ def build_images(
     *,
     ca_bundle: Path | None = None,
     force: bool = False,
+    no_cache: bool = False,
     log: Log = print,
 ) -> list[ImageReport]:
     """Builds the base image and the given runtimes' images (all when None), in that order.
 
-    `force` rebuilds even up-to-date images (Docker's layer cache still applies). `ca_bundle`
-    is the CA bundle builds trust to reach PyPI; default: the host's.
+    `force` rebuilds even up-to-date images (Docker's layer cache still applies); `no_cache`
+    rebuilds every layer too (a cold build, short of re-bootstrapping Debian). `ca_bundle` is
+    the CA bundle builds trust to reach PyPI; default: the host's.
     """
     names = list(RUNTIMES if runtimes is None else dict.fromkeys(runtimes))
     for name in names:
@@ -230,9 +255,29 @@ def build_images(
     if NEEDS_CA_BUNDLE.intersection(names) and not bundle.is_file():
         raise ImageBuildError(f"CA bundle {bundle} not found; pass ca_bundle / --ca-bundle")
     client = _client()
-    reports = [ensure_base_image(force=force, log=log, client=client)]
+    with _build_lock(log):
+        return _build_all(client, names, bundle, force=force, no_cache=no_cache, log=log)
+
+
+@contextlib.contextmanager
+def _build_lock(log: Log) -> Iterator[None]:
+    with LOCK_PATH.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"image_build_waiting lock={LOCK_PATH} (another build is running)")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's close
+
+
+def _build_all(
+    client: Any, names: Sequence[str], bundle: Path, *, force: bool, no_cache: bool, log: Log
+) -> list[ImageReport]:
+    reports = [ensure_base_image(force=force, no_cache=no_cache, log=log, client=client)]
+    base_tag = reports[0].tag
     for name in names:
-        reports.append(_build_one(client, name, reports[0].tag, bundle, force=force, log=log))
+        report = _build_one(client, name, base_tag, bundle, force=force, no_cache=no_cache, log=log)
+        reports.append(report)
     return reports
 
 
@@ -250,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = commands.add_parser("build", help="build the base and runtime images")
     build.add_argument("--runtime", action="append", choices=RUNTIMES, help="repeatable")
     build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer (cold)")
     build.add_argument("--ca-bundle", type=Path, default=None, help="CA bundle for PyPI fetches")
     build.add_argument("--quiet", action="store_true", help="only print the summary")
     commands.add_parser("tags", help="print the image tag of every runtime")
@@ -259,7 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     log: Log = (lambda _line: None) if args.quiet else print
     try:
-        reports = build_images(args.runtime, ca_bundle=args.ca_bundle, force=args.force, log=log)
+        reports = build_images(
+            args.runtime,
+            ca_bundle=args.ca_bundle,
+            force=args.force,
+            no_cache=args.no_cache,
+            log=log,
+        )
     except (ImageBuildError, docker.errors.DockerException) as exc:
         print(f"ava images: {exc}", file=sys.stderr)
         return 1
