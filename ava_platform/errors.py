@@ -12,7 +12,8 @@ them to HTTP in one place (`api/errors.py`).
     ├── PayloadTooLarge      413
     ├── UnsupportedMedia     415
     └── ExecutorError        the container engine failed (transient or not)
-        └── ImageMissing     the runtime image is not built
+        ├── ImageMissing     the runtime image is not built
+        └── BuildFailed      a deployed bundle's image could not be built
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class ExecutorError(AvaError):
 
 class ImageMissing(ExecutorError):
     code = "image_missing"
+
+
+class BuildFailed(ExecutorError):
+    code = "build_failed"

@@ -7,16 +7,27 @@ import hashlib
 from ava_platform.clock import Clock, SystemClock
 from ava_platform.config import Settings
 from ava_platform.executor.base import Executor
+from ava_platform.executor.builds import DockerImageBuilder
 from ava_platform.executor.docker import DockerExecutor
+from ava_platform.metrics import PlatformMetrics
+from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
 from ava_platform.scheduler.runner import AttemptRunner
+from ava_platform.service.deploy import DeployService, ImageBuilder
 from ava_platform.service.events import JobEvents
 from ava_platform.service.jobs import JobService
-from ava_platform.service.secrets_source import EmptySecrets, SecretSource
+from ava_platform.service.schedules import ScheduleService
+from ava_platform.service.secrets import SecretService
+from ava_platform.service.secrets_source import SecretSource
+from ava_platform.service.vault import Keyring, VaultSecrets
+from ava_platform.service.versions import VersionService
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.db import Database
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.logs import LogStore
+from ava_platform.store.schedules import ScheduleStore
+from ava_platform.store.secrets import SecretStore
+from ava_platform.store.versions import BuildStore
 from ava_platform.store.workers import VersionStore, WorkerStore
 
 
@@ -34,6 +45,7 @@ class Platform:
         clock: Clock | None = None,
         executor: Executor | None = None,
         run_scheduler: bool = True,
+        builder: ImageBuilder | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -46,7 +58,9 @@ class Platform:
         self.version_store = VersionStore(self.db)
         self.job_store = JobStore(self.db)
         self.log_store = LogStore(self.db)
-        self.secrets: SecretSource = EmptySecrets()
+        self.keyring = Keyring([settings.secret_key, *settings.previous_secret_keys])
+        self.secret_store = SecretStore(self.db)
+        self.secrets: SecretSource = VaultSecrets(self.secret_store, self.keyring)
         self.workers = WorkerService(self.worker_store, self.version_store, self.clock)
         self.jobs = JobService(
             jobs=self.job_store,
@@ -55,7 +69,9 @@ class Platform:
             events=self.events,
             clock=self.clock,
         )
+        self.metrics = PlatformMetrics()
         self.runner = AttemptRunner(
+            observer=self.metrics,
             settings=settings,
             clock=self.clock,
             jobs=self.job_store,
@@ -74,18 +90,52 @@ class Platform:
             executor=self.executor,
         )
         self.events.subscribe(enqueued=self.scheduler.wake, cancel=self.scheduler.cancel)
+        self.metrics.bind(self.job_store, lambda: self.scheduler.running_count, self.clock)
+        self._wire_issue5(settings, builder)
         self._run_scheduler = run_scheduler
 
     async def start(self) -> None:
         await self.db.open()
         if self._run_scheduler:
             await self.scheduler.start()
+        await self.deploys.recover()
+        if self._run_scheduler:
+            await self.cron.start()
 
     async def stop(self) -> None:
         if self._run_scheduler:
+            await self.cron.stop()
             await self.scheduler.stop()
+        await self.deploys.stop()
         await self.executor.close()
         await self.db.close()
+
+    def _wire_issue5(self, settings: Settings, builder: ImageBuilder | None) -> None:
+        """Secrets, deploys, versions and schedules."""
+        self.secret_service = SecretService(self.secret_store, self.keyring, self.clock)
+        self.build_store = BuildStore(self.db)
+        self.deploys = DeployService(
+            workers=self.workers,
+            worker_store=self.worker_store,
+            builds=self.build_store,
+            builder=builder or DockerImageBuilder(base_url=settings.docker_host),
+            clock=self.clock,
+            scratch_root=settings.db_path.parent / "scratch",
+            ca_bundle=settings.ca_bundle,
+            retention=settings.image_retention,
+            concurrency=settings.build_concurrency,
+        )
+        self.versions = VersionService(
+            workers=self.workers,
+            worker_store=self.worker_store,
+            builds=self.build_store,
+            clock=self.clock,
+        )
+        self.schedule_store = ScheduleStore(self.db)
+        self.cron = CronLoop(store=self.schedule_store, jobs=self.jobs, clock=self.clock)
+        self.schedules = ScheduleService(
+            self.schedule_store, self.workers, self.clock, on_change=self.cron.wake
+        )
 
     async def readiness(self) -> dict[str, bool]:
         return {"store": await self.db.ping(), "docker": await self.executor.ping()}

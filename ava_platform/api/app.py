@@ -13,10 +13,11 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from ava_platform import __version__
-from ava_platform.api import jobs, workers
+from ava_platform.api import jobs, schedules, secrets, versions, workers
 from ava_platform.api.auth import auth_guard, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
+from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
 from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
@@ -50,14 +51,25 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
     deps: dict[str, Provide] = {"principal": Provide(provide_principal)}
     deps.update(workers.dependencies(services.workers))
     deps.update(jobs.dependencies(services.jobs))
+    deps.update(secrets.dependencies(services.secret_service))
+    deps.update(versions.dependencies(services.deploys, services.versions))
+    deps.update(schedules.dependencies(services.schedules))
     api = Router(
         path="/v1/ava",
-        route_handlers=[workers.WorkersController, jobs.JobsController],
+        route_handlers=[
+            workers.WorkersController,
+            jobs.JobsController,
+            secrets.SecretsController,
+            versions.DeployController,
+            versions.VersionsController,
+            schedules.SchedulesController,
+        ],
         guards=[auth_guard],
         dependencies=deps,
     )
     app = Litestar(
-        route_handlers=[api, healthz, readyz],
+        route_handlers=[api, healthz, readyz, metrics_endpoint],
+        middleware=[RequestMetrics(services.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_OPENAPI,
         lifespan=[lifespan],

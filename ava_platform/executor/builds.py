@@ -1,23 +1,22 @@
 """Per-worker image builds on the Docker engine (the legacy builder, from a context tarball the
-deploy service assembled). Blocking SDK calls run on this module's own small thread pool,
-never on the event loop; the build log streams back line by line.
-
-    BuildFailed     the build did not produce the image (its message says why)
-"""
+deploy service assembled): the ImageBuilder of service/deploy.py, and a fake beside it.
+Blocking SDK calls run on this module's own small thread pool, never on the event loop; the
+build log streams back line by line; a failed build raises errors.BuildFailed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 
-from ava_platform.errors import ExecutorError
+from ava_platform.errors import BuildFailed
 
 T = TypeVar("T")
 API_VERSION = "1.41"
@@ -26,18 +25,17 @@ BUILD_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
 LineSink = Callable[[str], None]
 
 
-class BuildFailed(ExecutorError):
-    code = "build_failed"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-class ImageBuilder(Protocol):
-    async def build(
-        self, context_tar: Path, tag: str, on_line: LineSink
-    ) -> None: ...  # raises BuildFailed
+def _plain(text: str) -> str:
+    return _ANSI.sub("", text).replace("\r", "")
 
-    async def remove(self, tag: str) -> bool: ...  # never raises; False if still in use
 
-    async def close(self) -> None: ...
+def _emit(text: str, sink: LineSink) -> None:
+    for line in text.split("\n"):
+        if line.strip():
+            sink(line.rstrip())
 
 
 class DockerImageBuilder:
@@ -85,15 +83,17 @@ class DockerImageBuilder:
                 decode=True,
                 container_limits={"memory": BUILD_MEMORY_BYTES, "memswap": -1},
             )
+            pending = ""
             for chunk in stream:
                 if "error" in chunk:
-                    message = str(chunk["error"]).strip()
-                    sink(message)
+                    message = _plain(str(chunk["error"])).strip()
+                    _emit(pending + "\n" + message, sink)
                     raise BuildFailed(message.splitlines()[-1] if message else "build failed")
-                text = str(chunk.get("stream", ""))
-                for line in text.splitlines():
-                    if line.strip():
-                        sink(line.rstrip())
+                # the engine sends text in arbitrary pieces: only whole lines go to the log
+                pending += _plain(str(chunk.get("stream", "")))
+                *lines, pending = pending.split("\n")
+                _emit("\n".join(lines), sink)
+            _emit(pending, sink)
 
     async def remove(self, tag: str) -> bool:
         try:

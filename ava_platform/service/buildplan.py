@@ -35,11 +35,11 @@ NPM_VERSION = "10.8.2"
 NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
 
 FETCH_PIP = f'''"""Fetches the pip wheel (build stage only): the runtime image has no pip."""
-import json, ssl, urllib.request
+import re, ssl, urllib.request
 ctx = ssl.create_default_context(cafile="/ava-build/ca.crt")
-with urllib.request.urlopen("https://pypi.org/pypi/pip/{PIP_VERSION}/json", context=ctx) as r:
-    meta = json.load(r)
-url = next(u["url"] for u in meta["urls"] if u["packagetype"] == "bdist_wheel")
+with urllib.request.urlopen("https://pypi.org/simple/pip/", context=ctx) as r:
+    page = r.read().decode()
+url = re.search(r\'href="([^"]*/pip-{PIP_VERSION}-py3-none-any\\.whl)[#"]\', page).group(1)
 with urllib.request.urlopen(url, context=ctx) as r, open("/ava-build/pip.whl", "wb") as out:
     out.write(r.read())
 '''
@@ -160,9 +160,8 @@ def write_context(
     out: Path, build: BuildPlan, bundle_root: Path, ca_bundle: bytes, labels: dict[str, str]
 ) -> None:
     """The build context tar: Dockerfile, ava-build/ (CA bundle, helpers), bundle/."""
-    dockerfile = build.dockerfile + "".join(
-        f'LABEL {key}="{value}"\n' for key, value in sorted(labels.items())
-    )
+    pairs = " ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    dockerfile = build.dockerfile + (f"LABEL {pairs}\n" if pairs else "")
     with tarfile.open(out, "w") as archive:
         _add_text(archive, "Dockerfile", dockerfile)
         _add_text(archive, "ava-build/ca.crt", ca_bundle.decode("utf-8", errors="replace"))

@@ -178,7 +178,7 @@ def _unpack_tar(data: bytes, writer: _Writer) -> None:
     import gzip
 
     try:
-        raw = gzip.GzipFile(fileobj=io.BytesIO(data))
+        raw: IO[bytes] = gzip.GzipFile(fileobj=io.BytesIO(data))  # type: ignore[assignment]
         # the tar stream itself (headers + padding) may be a little larger than its contents
         capped = io.BufferedReader(_Capped(raw, MAX_EXPANDED_BYTES + MAX_ENTRIES * 1024 + 10240))
         with tarfile.open(fileobj=capped, mode="r|") as archive:
@@ -194,7 +194,7 @@ def _zip_kind(info: zipfile.ZipInfo) -> str:
         return "dir"
     if stat.S_ISLNK(mode):
         return "symlink"
-    if mode and not stat.S_ISREG(mode):
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: no type recorded (e.g. writestr)
         return "special"
     return "file"
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ava_platform.metrics import PlatformMetrics
+from ava_platform.service.deploy import DeployService
 from ava_platform.service.jobs import JobService
+from ava_platform.service.schedules import ScheduleService
+from ava_platform.service.secrets import SecretService
+from ava_platform.service.versions import VersionService
 from ava_platform.service.workers import WorkerService
 
 
 class Services(Protocol):
     workers: WorkerService
     jobs: JobService
+    secret_service: SecretService
+    deploys: DeployService
+    metrics: PlatformMetrics
+    versions: VersionService
+    schedules: ScheduleService
 
     async def start(self) -> None: ...
 

@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
 from ava_platform.clock import Clock, iso
-from ava_platform.errors import Conflict, PayloadTooLarge, UnsupportedMedia
-from ava_platform.executor.builds import BuildFailed, ImageBuilder
+from ava_platform.errors import BuildFailed, Conflict, PayloadTooLarge, UnsupportedMedia
 from ava_platform.log import get_logger
 from ava_platform.models import VersionInfo, VersionStatus, Worker, WorkerStatus, runtime_image
 from ava_platform.service import buildplan, bundles
@@ -43,6 +44,22 @@ MEDIA_KINDS = {
     "application/x-zip-compressed": bundles.ZIP,
 }
 MAX_BUILD_LOG_CHARS = 1024 * 1024
+
+
+class ImageBuilder(Protocol):
+    """Builds images from a context tarball (executor/builds.py: Docker, and a fake)."""
+
+    async def build(self, context_tar: Path, tag: str, on_line: Callable[[str], None]) -> None:
+        """Streams the log to `on_line`; raises BuildFailed saying why."""
+        ...
+
+    async def remove(self, tag: str) -> bool:
+        """Never raises; False when the image is still in use."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -195,12 +212,11 @@ class DeployService:
         )
         if plan.installs:
             build_log.add(f"[ava] installing dependencies from {plan.installs}")
+        # not the executor's container label keys: a container inherits its image's labels
         labels = {
-            "ava.managed": "1",
-            "ava.worker_id": worker.id,
-            "ava.tenant_id": worker.tenant_id,
-            "ava.version": str(version),
-            "ava.bundle_digest": bundle.digest,
+            "ava.worker-image.worker_id": worker.id,
+            "ava.worker-image.version": str(version),
+            "ava.worker-image.bundle_digest": bundle.digest,
         }
         context = scratch / "context.tar"
         ca = await asyncio.to_thread(_read_ca, self._ca_bundle)

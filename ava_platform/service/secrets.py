@@ -40,7 +40,7 @@ class SecretService:
         self, who: Principal, *, page: int, per_page: int
     ) -> tuple[list[SecretInfo], int]:
         who.require(Permission.SECRETS_LIST)
-        return await self._store.list(who.tenant_id, limit=per_page, offset=(page - 1) * per_page)
+        return await self._store.page(who.tenant_id, limit=per_page, offset=(page - 1) * per_page)
 
     async def delete(self, who: Principal, name: str) -> None:
         who.require(Permission.SECRETS_WRITE)

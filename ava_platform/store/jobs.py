@@ -320,6 +320,15 @@ class JobStore:
             "oldest_queued": oldest[0] if oldest else None,
         }
 
+    async def counts_by_status_runtime(self) -> list[tuple[str, str, int]]:
+        """(status, runtime, jobs) over every tenant, for the metrics endpoint."""
+        rows = await self._db.fetchall(
+            "SELECT j.status, w.runtime, sum(j.n) FROM ("
+            "  SELECT worker_id, status, count(*) AS n FROM jobs GROUP BY worker_id, status"
+            ") j JOIN workers w ON w.id = j.worker_id GROUP BY j.status, w.runtime"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
     async def next_due(self) -> str | None:
         row = await self._db.fetchone(
             "SELECT min(coalesce(next_attempt_at, created_at)) FROM jobs WHERE status = 'queued'"

@@ -64,7 +64,7 @@ class SecretStore:
         info = SecretInfo(name=sealed.name, created_at=created_at, updated_at=now)
         return info, existing is None
 
-    async def list(
+    async def page(
         self, tenant_id: str, *, limit: int, offset: int
     ) -> tuple[list[SecretInfo], int]:
         total = await self._db.fetchone(

@@ -1,0 +1,89 @@
+"""Schedules routes: create, list, get, delete, and a schedule's runs."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
+
+from ava_platform.api.auth import json_body_guard
+from ava_platform.api.deps import PrincipalDep, SchedulesDep
+from ava_platform.api.paging import Page, PerPage
+from ava_platform.models import (
+    PageMeta,
+    Schedule,
+    ScheduleCreate,
+    SchedulePage,
+    ScheduleRunPage,
+)
+from ava_platform.service.schedules import ScheduleService
+
+
+class SchedulesController(Controller):
+    path = "/workers/{worker_id:str}/schedules"
+    tags = ["schedules"]  # noqa: RUF012
+    guards = [json_body_guard]  # noqa: RUF012
+
+    @post("/", summary="Create a cron schedule", status_code=201)
+    async def create_schedule(
+        self,
+        worker_id: FromPath[str],
+        data: JSONBody[ScheduleCreate],
+        schedules: SchedulesDep,
+        principal: PrincipalDep,
+    ) -> Schedule:
+        return await schedules.create(principal, worker_id, data)
+
+    @get("/", summary="List a worker's schedules")
+    async def list_schedules(
+        self,
+        worker_id: FromPath[str],
+        schedules: SchedulesDep,
+        principal: PrincipalDep,
+        page: Page = 1,
+        per_page: PerPage = 20,
+    ) -> SchedulePage:
+        items, total = await schedules.page(principal, worker_id, page=page, per_page=per_page)
+        return SchedulePage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+
+    @get("/{schedule_id:str}", summary="Get a schedule")
+    async def get_schedule(
+        self,
+        worker_id: FromPath[str],
+        schedule_id: FromPath[str],
+        schedules: SchedulesDep,
+        principal: PrincipalDep,
+    ) -> Schedule:
+        return await schedules.get(principal, worker_id, schedule_id)
+
+    @delete("/{schedule_id:str}", summary="Delete a schedule", status_code=204)
+    async def delete_schedule(
+        self,
+        worker_id: FromPath[str],
+        schedule_id: FromPath[str],
+        schedules: SchedulesDep,
+        principal: PrincipalDep,
+    ) -> None:
+        await schedules.delete(principal, worker_id, schedule_id)
+
+    @get("/{schedule_id:str}/runs", summary="The slots a schedule fired: queued, skipped, failed")
+    async def list_runs(
+        self,
+        worker_id: FromPath[str],
+        schedule_id: FromPath[str],
+        schedules: SchedulesDep,
+        principal: PrincipalDep,
+        page: Page = 1,
+        per_page: PerPage = 20,
+    ) -> ScheduleRunPage:
+        items, total = await schedules.runs(
+            principal, worker_id, schedule_id, page=page, per_page=per_page
+        )
+        return ScheduleRunPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+
+
+def dependencies(service: ScheduleService) -> dict[str, Provide]:
+    async def provide() -> ScheduleService:
+        return service
+
+    return {"schedules": Provide(provide)}

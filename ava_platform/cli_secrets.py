@@ -1,0 +1,105 @@
+"""`ava secrets …`: operator commands for the vault (key rotation, key status)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+secrets_app = typer.Typer(help="The secrets vault.", no_args_is_help=True)
+
+
+def _keys(env_name: str) -> list[bytes]:
+    from ava_platform.config import decode_keyring
+    from ava_platform.errors import ConfigError
+
+    raw = os.environ.get(env_name, "")
+    if not raw:
+        typer.echo(f"ava secrets: {env_name} is not set", err=True)
+        raise typer.Exit(2)
+    try:
+        return decode_keyring(raw)
+    except ConfigError as exc:
+        typer.echo(f"ava secrets: {env_name}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _db_path(db: Path | None) -> Path:
+    return db or Path(os.environ.get("AVA_DB_PATH") or ".data/ava.db")
+
+
+async def _rotate(db_path: Path, keys: list[bytes]) -> tuple[int, int, dict[str, int]]:
+    from ava_platform.service.vault import Keyring, rotate
+    from ava_platform.store.db import Database
+    from ava_platform.store.secrets import SecretStore
+
+    db = Database(db_path)
+    await db.open()
+    try:
+        store = SecretStore(db)
+        result = await rotate(store, Keyring(keys))
+        return result.resealed, result.changed, await store.count_by_key_version()
+    finally:
+        await db.close()
+
+
+@secrets_app.command("rotate-key")
+def rotate_key(
+    new_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the new key.")
+    ] = "AVA_NEW_SECRET_KEY",
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
+) -> None:
+    """Re-encrypt every secret under a new key, online.
+
+    Reads the keys that open today's values from AVA_SECRET_KEY (one key, or `NEW,OLD,...`)
+    and the new key from $AVA_NEW_SECRET_KEY (or --new-key-env); without a new key, the first
+    key of AVA_SECRET_KEY is the target. Safe to run while the server runs, once the server
+    already knows the new key (AVA_SECRET_KEY="NEW,OLD"); see docs/deploy-and-schedules.md.
+    """
+    from ava_platform.errors import AvaError
+    from ava_platform.service.vault import key_id
+
+    old = _keys("AVA_SECRET_KEY")
+    new = _keys(new_key_env)[:1] if os.environ.get(new_key_env) else old[:1]
+    keyring = [*new, *(k for k in old if k != new[0])]
+    try:
+        resealed, changed, by_key = asyncio.run(_rotate(_db_path(db), keyring))
+    except AvaError as exc:
+        typer.echo(f"ava secrets rotate-key: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"key version {key_id(new[0])}: re-encrypted {resealed} secret(s)")
+    if changed:
+        typer.echo(f"{changed} secret(s) changed meanwhile; run again to cover them")
+    stale = {k: n for k, n in by_key.items() if k != key_id(new[0])}
+    if stale:
+        typer.echo(f"still under other keys: {stale}", err=True)
+        raise typer.Exit(1)
+
+
+@secrets_app.command("key-status")
+def key_status(
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
+) -> None:
+    """How many secrets each key version holds, and which configured key that is."""
+    from ava_platform.service.vault import key_id
+
+    keys = _keys("AVA_SECRET_KEY")
+    names = {key_id(k): ("current" if i == 0 else f"previous #{i}") for i, k in enumerate(keys)}
+
+    async def count() -> dict[str, int]:
+        from ava_platform.store.db import Database
+        from ava_platform.store.secrets import SecretStore
+
+        database = Database(_db_path(db))
+        await database.open()
+        try:
+            return await SecretStore(database).count_by_key_version()
+        finally:
+            await database.close()
+
+    for version, n in sorted(asyncio.run(count()).items()):
+        typer.echo(f"{version}\t{n}\t{names.get(version, 'unknown key')}")

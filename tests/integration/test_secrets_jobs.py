@@ -1,0 +1,152 @@
+"""Secrets in real jobs: the value reaches the handler through the stdin envelope only (never the
+container's environment or labels), every log line is redacted of it in each encoding and when
+split across writes (logs API and SSE alike), a missing secret fails the job at once, and the
+platform's own log never shows the value."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Ava
+from tests.support import headers, process_server
+
+pytestmark = pytest.mark.docker
+
+LEAKY = """
+import base64, sys, time, urllib.parse
+
+def handler(input, env):
+    time.sleep(input.get("s", 0))
+    v = env["API_TOKEN"]
+    print("raw", v)
+    print("b64", base64.b64encode(v.encode()).decode())
+    print("b64url", base64.urlsafe_b64encode(v.encode()).decode())
+    print("url", urllib.parse.quote(v, safe=""))
+    half = len(v) // 2
+    sys.stdout.write("split " + v[:half]); sys.stdout.flush(); time.sleep(0.3)
+    sys.stdout.write(v[half:] + " end\\n"); sys.stdout.flush()
+    print("stderr", v, file=sys.stderr)
+    return {"length": len(v)}
+"""
+
+
+def secret_value() -> str:
+    return f"tok/{uuid.uuid4().hex[:12]}+?&é=="
+
+
+def forms(value: str) -> list[str]:
+    raw = value.encode()
+    return [
+        value,
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+        urllib.parse.quote(value, safe=""),
+        value[: len(value) // 2] + value[len(value) // 2 :],
+    ]
+
+
+def leaky_worker(ava: Ava, value: str) -> str:
+    assert ava.client.put("/secrets/API_TOKEN", json={"value": value}).status_code == 201
+    return str(ava.worker("python", LEAKY, secrets=["API_TOKEN"])["id"])
+
+
+def sse_lines(client: httpx.Client, job_id: str) -> list[str]:
+    lines: list[str] = []
+    with client.stream("GET", f"/jobs/{job_id}/logs", params={"follow": "true"}) as resp:
+        assert resp.status_code == 200
+        event = ""
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "log":
+                lines.append(json.loads(line[5:])["line"])
+            elif line.startswith("data:") and event == "end":
+                break
+    return lines
+
+
+def test_secret_reaches_the_handler_and_every_log_line_is_redacted(ava: Ava) -> None:
+    value = secret_value()
+    worker_id = leaky_worker(ava, value)
+    job = ava.run(worker_id)
+    assert job["status"] == "succeeded", (job, ava.logs(job["id"]))
+    assert job["result"] == {"length": len(value)}  # the handler saw the real value
+    text = ava.logs(job["id"])
+    ndjson = ava.client.get(f"/jobs/{job['id']}/logs", headers={"accept": "application/x-ndjson"})
+    streamed = "\n".join(sse_lines(ava.client, job["id"]))
+    for view in (text, ndjson.text, streamed):
+        for form in forms(value):
+            assert form not in view
+    expected = ["raw ***", "b64 ***", "b64url ***", "url ***", "split *** end", "stderr ***"]
+    # stdout and stderr are two streams: their relative order is not guaranteed
+    assert sorted(text.splitlines()) == sorted(expected)
+    assert sorted(streamed.splitlines()) == sorted(expected)
+
+
+def test_secret_is_never_in_the_container_env_or_labels(ava: Ava) -> None:
+    value = secret_value()
+    worker_id = leaky_worker(ava, value)
+    job = ava.trigger(worker_id, {"s": 3}).json()
+    deadline = time.monotonic() + 30
+    inspected = ""
+    while time.monotonic() < deadline and not inspected:
+        ids = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=ava.job_id={job['id']}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if ids:
+            inspected = subprocess.run(
+                ["docker", "inspect", ids[0]], capture_output=True, text=True, check=True
+            ).stdout
+        time.sleep(0.1)
+    assert inspected, "the job's container was never seen running"
+    config = json.loads(inspected)[0]["Config"]
+    assert "API_TOKEN" not in json.dumps(config["Env"])
+    for form in forms(value):
+        assert form not in inspected
+    assert ava.wait_for(job["id"])["status"] == "succeeded"
+
+
+def test_a_missing_secret_fails_the_job_at_once(ava: Ava) -> None:
+    worker = ava.worker(
+        "python", "def handler(i, e):\n    return 1\n", secrets=["NOT_SET_ANYWHERE"]
+    )
+    started = time.monotonic()
+    job = ava.run(worker["id"])
+    assert time.monotonic() - started < 10
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "missing_secret"
+    assert "NOT_SET_ANYWHERE" in job["error"]["message"]
+    assert ava.logs(job["id"]) == ""
+    assert [a["exit_code"] for a in job["attempts"]] == [None]  # no container ran
+
+
+def test_no_secret_value_in_the_platforms_own_log(
+    runtime_images: list[str], tmp_path: Path
+) -> None:
+    value = secret_value()
+    with process_server(tmp_path / "ava.db") as (url, proc):
+        h = headers()
+        with httpx.Client(base_url=f"{url}/v1/ava", headers=h, timeout=60) as client:
+            ava = Ava(client)
+            worker_id = leaky_worker(ava, value)
+            assert ava.run(worker_id)["status"] == "succeeded"
+            client.put("/secrets/API_TOKEN", json={"value": value + "-2"})
+            client.put("/secrets/BAD NAME", json={"value": value})
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    log = out.decode(errors="replace")
+    assert "attempt_finished" in log  # the log was captured
+    for form in forms(value):
+        assert form not in log
