@@ -29,11 +29,13 @@ class OutputCollector:
         budget_bytes: int,
         redact: Callable[[str], str] = lambda s: s,
         cap_bytes: int | None = None,
+        keep_bytes: int = 0,
     ) -> None:
         self._marker = f"AVA-RESULT-{nonce} ".encode()
         self._budget = budget_bytes
         self._cap = cap_bytes if cap_bytes is not None else budget_bytes
         self._redact = redact
+        self._keep = keep_bytes
         self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._pending: list[tuple[str, str, str]] = []
         self._in_frame = False
@@ -99,12 +101,17 @@ class OutputCollector:
                 self._frame_buf = bytearray()
                 self._grow_frame(buf)
                 return
-            keep = len(self._marker) - 1  # a marker may straddle this cut
-            self._emit(stream, bytes(buf[:-keep]))
-            del buf[:-keep]
+            self._cut(stream, buf, max(len(self._marker), self._keep) - 1)
             return
-        self._emit(stream, bytes(buf))
-        buf.clear()
+        self._cut(stream, buf, self._keep - 1)
+
+    def _cut(self, stream: str, buf: bytearray, keep: int) -> None:
+        """Emits an overlong line's head, keeping a tail long enough that a marker or a secret
+        straddling the cut is still seen whole in the next piece."""
+        keep = max(0, min(keep, len(buf) - 1))
+        head = len(buf) - keep
+        self._emit(stream, bytes(buf[:head]))
+        del buf[:head]
 
     def _grow_frame(self, buf: bytearray) -> None:
         if not self._frame_overflow:

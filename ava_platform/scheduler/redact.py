@@ -31,6 +31,8 @@ class Redactor:
                 forms |= _forms(value)
         # longest first, so a value inside another's encoding is not half-masked
         self._forms = sorted(forms, key=len, reverse=True)
+        # bytes a line cut must carry over so no form is split across two stored lines
+        self.longest = len(self._forms[0].encode()) if self._forms else 0
 
     def __call__(self, line: str) -> str:
         for form in self._forms:

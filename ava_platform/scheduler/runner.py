@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import msgspec
+import structlog
 
 from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
-from ava_platform.errors import ExecutorError
+from ava_platform.errors import AvaError, ExecutorError
 from ava_platform.executor.base import Executor, RunResult, RunSpec
 from ava_platform.log import get_logger
 from ava_platform.models import ErrorInfo, JobStatus, Network, Worker, WorkerVersion, runtime_image
@@ -64,7 +66,13 @@ class AttemptRunner:
 
     async def run(self, claimed: Claimed, cancel: asyncio.Event) -> None:
         structlog_ctx = {"job_id": claimed.job_id, "attempt": claimed.attempt}
+        # each attempt runs in its own task, so this context is the attempt's alone
+        structlog.contextvars.bind_contextvars(
+            job_id=claimed.job_id, worker_id=claimed.worker_id, tenant_id=claimed.tenant_id
+        )
         log.info("attempt_started", worker_id=claimed.worker_id, **structlog_ctx)
+        if self._observer is not None:
+            self._observer.attempt_started(claimed)
         try:
             outcome = await self._attempt(claimed, cancel)
         except asyncio.CancelledError:
@@ -73,6 +81,12 @@ class AttemptRunner:
                 self.record(claimed, lost_outcome("the platform stopped during the attempt"))
             )
             raise
+        except Exception as exc:
+            # a bug or a store fault must not leave the job running forever
+            log.exception("attempt_crashed", job_id=claimed.job_id, error_type=type(exc).__name__)
+            outcome = _failed(
+                "platform", f"internal error: {type(exc).__name__}", kind=retry.PLATFORM
+            )
         await self.record(claimed, outcome)
 
     async def _attempt(self, claimed: Claimed, cancel: asyncio.Event) -> Outcome:
@@ -84,12 +98,18 @@ class AttemptRunner:
             secret_values = await self._secrets.resolve(worker.tenant_id, worker.secrets)
         except MissingSecret as exc:
             return Outcome(retry.FAILED, error=ErrorInfo("missing_secret", exc.message))
+        except AvaError as exc:
+            return _failed(
+                "platform", f"cannot read the job's secrets: {exc.code}", kind=retry.PLATFORM
+            )
         nonce = new_nonce()
+        redactor = Redactor(secret_values.values())
         collector = OutputCollector(
             nonce,
             budget_bytes=max(0, self._settings.log_cap_bytes - claimed.log_bytes),
             cap_bytes=self._settings.log_cap_bytes,
-            redact=Redactor(secret_values.values()),
+            redact=redactor,
+            keep_bytes=redactor.longest,
         )
         spec = self._spec(claimed, worker, version, nonce, secret_values)
         flusher = asyncio.create_task(self._flush_loop(claimed, collector))
@@ -105,7 +125,7 @@ class AttemptRunner:
             await self._flush(claimed, collector)
         if self._observer is not None and result.start_latency_s is not None:
             self._observer.container_started(result.start_latency_s)
-        return classify(result, collector, worker.timeout_seconds)
+        return classify(result, collector, worker.timeout_seconds, redactor)
 
     def _spec(
         self,
@@ -193,7 +213,12 @@ class AttemptRunner:
             self._events.finished(claimed.job_id)
 
 
-def classify(result: RunResult, collector: OutputCollector, timeout_s: int) -> Outcome:
+def classify(
+    result: RunResult,
+    collector: OutputCollector,
+    timeout_s: int,
+    redact: Callable[[str], str] = str,
+) -> Outcome:
     code = result.exit_code
     if result.cancelled:
         return Outcome(
@@ -214,9 +239,9 @@ def classify(result: RunResult, collector: OutputCollector, timeout_s: int) -> O
         return _success(frame.get("result"), code)
     if isinstance(frame, dict) and isinstance(frame.get("error"), dict):
         err = frame["error"]
-        return _failed(
-            str(err.get("type", "handler_error")), str(err.get("message", "")), code=code
-        )
+        # the message is the handler's own text: it may quote a secret
+        message = redact(str(err.get("message", "")))
+        return _failed(str(err.get("type", "handler_error")), message, code=code)
     return _failed(
         "no_result", f"the container exited with code {code} without reporting a result", code=code
     )

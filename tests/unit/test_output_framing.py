@@ -81,3 +81,31 @@ def test_redactor_masks_raw_base64_and_url_encoded_forms() -> None:
         Redactor(["ab"])("ab stays: too short to mask safely")
         == "ab stays: too short to mask safely"
     )
+
+
+def test_secret_straddling_an_overlong_line_cut_is_redacted() -> None:
+    secret = "S3CRET-" + "k" * 40
+    redactor = Redactor([secret])
+    c = OutputCollector(NONCE, budget_bytes=10**9, redact=redactor, keep_bytes=redactor.longest)
+    data = b"a" * (MAX_LINE_BYTES - 10) + secret.encode() + b"b" * (MAX_LINE_BYTES * 2) + b"\n"
+    for i in range(0, len(data), 1000):
+        c.feed("stderr", data[i : i + 1000])
+    c.close()
+    text = "".join(line for _, line in lines(c))
+    assert secret not in text
+    assert "***" in text
+    assert text.replace("***", secret) == data[:-1].decode()
+
+
+def test_error_message_from_the_frame_is_redacted() -> None:
+    from ava_platform.executor.base import RunResult
+    from ava_platform.scheduler.runner import classify
+
+    c = OutputCollector(NONCE, budget_bytes=1000)
+    c.feed(
+        "stdout",
+        frame({"ok": False, "error": {"type": "handler_error", "message": "bad tok-12345"}}),
+    )
+    c.close()
+    outcome = classify(RunResult(exit_code=1), c, 30, Redactor(["tok-12345"]))
+    assert outcome.error is not None and outcome.error.message == "bad ***"
