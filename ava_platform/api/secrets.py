@@ -20,9 +20,13 @@ class SecretsController(Controller):
 
     @get("/", summary="List secret names (never values)")
     async def list_secrets(
-        self, secrets: SecretsDep, principal: PrincipalDep, page: Page = 1, per_page: PerPage = 100
+        self,
+        secret_service: SecretsDep,
+        principal: PrincipalDep,
+        page: Page = 1,
+        per_page: PerPage = 100,
     ) -> SecretPage:
-        items, total = await secrets.list(principal, page=page, per_page=per_page)
+        items, total = await secret_service.list(principal, page=page, per_page=per_page)
         return SecretPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
     @put("/{name:str}", summary="Set or replace a secret (201 created, 200 replaced)")
@@ -30,21 +34,21 @@ class SecretsController(Controller):
         self,
         name: FromPath[str],
         data: JSONBody[SecretPut],
-        secrets: SecretsDep,
+        secret_service: SecretsDep,
         principal: PrincipalDep,
     ) -> Response[SecretInfo]:
-        info, created = await secrets.put(principal, name, data.value)
+        info, created = await secret_service.put(principal, name, data.value)
         return Response(info, status_code=201 if created else 200)
 
     @delete("/{name:str}", summary="Delete a secret", status_code=204)
     async def delete_secret(
-        self, name: FromPath[str], secrets: SecretsDep, principal: PrincipalDep
+        self, name: FromPath[str], secret_service: SecretsDep, principal: PrincipalDep
     ) -> None:
-        await secrets.delete(principal, name)
+        await secret_service.delete(principal, name)
 
 
 def dependencies(service: SecretService) -> dict[str, Provide]:
     async def provide() -> SecretService:
         return service
 
-    return {"secrets": Provide(provide)}
+    return {"secret_service": Provide(provide)}
