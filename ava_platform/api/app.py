@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from ava_platform import __version__
 from ava_platform.api import jobs, schedules, secrets, versions, workers
@@ -22,12 +25,26 @@ from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
 
+_ASSETS = "/docs-assets"
+_docs_assets = create_static_files_router(
+    path=_ASSETS, directories=[Path(swagger_ui_path)], include_in_schema=False, name="docs-assets"
+)
+
 _OPENAPI = OpenAPIConfig(
     title="AVA execution platform",
     version=__version__,
     description="Workers are blueprints for autonomous agents; each execution is a job.",
     path="/docs",
-    render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+    # Swagger UI's assets are served by the app itself: a self-hosted install may be offline
+    render_plugins=[
+        SwaggerRenderPlugin(
+            path="/",
+            js_url=f"{_ASSETS}/swagger-ui-bundle.js",
+            css_url=f"{_ASSETS}/swagger-ui.css",
+            standalone_preset_js_url=f"{_ASSETS}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{_ASSETS}/favicon-32x32.png'>",
+        )
+    ],
     components=Components(
         security_schemes={
             "internalSecret": SecurityScheme(
@@ -68,7 +85,7 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         dependencies=deps,
     )
     app = Litestar(
-        route_handlers=[api, healthz, readyz, metrics_endpoint],
+        route_handlers=[api, healthz, readyz, metrics_endpoint, _docs_assets],
         middleware=[RequestMetrics(services.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_OPENAPI,
