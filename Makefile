@@ -8,7 +8,7 @@ PORT ?= 8080
 DATA ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-fast lint typecheck images bench engine clean
+.PHONY: install up test test-fast lint typecheck images bench engine clean compose-prep compose-up
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# docker-compose.yml needs the offline base image (its FROM), a .env, and where TLS is
+# intercepted the host CA bundle inside the build context.
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+compose-prep: images .env
+	@if [ -f $(CA_BUNDLE) ]; then cp $(CA_BUNDLE) images/platform/extra-ca/host-ca.crt; fi
+
+compose-up: compose-prep
+	@if docker compose version >/dev/null 2>&1; then docker compose up -d --build; else docker-compose up -d --build; fi
 
 bench: install engine images
 	$(BIN)/python bench/api.py

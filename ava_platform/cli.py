@@ -8,12 +8,58 @@ from typing import Annotated
 import typer
 
 from ava_platform import __version__
+from ava_platform import cli_secrets_user as _secrets_user  # noqa: F401  (adds set/list/delete)
+from ava_platform.cli_config import CliOptions
+from ava_platform.cli_jobs import jobs_app
+from ava_platform.cli_schedules import schedules_app
+from ava_platform.cli_secrets import secrets_app
+from ava_platform.cli_workers import workers_app
 
 app = typer.Typer(
     help="AVA: run autonomous agents in fresh, hardened containers.", no_args_is_help=True
 )
 images_app = typer.Typer(help="Runtime images.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(workers_app, name="workers")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(schedules_app, name="schedules")
+
+
+@app.callback()
+def connection_options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option(help="Server URL (env AVA_URL; default http://127.0.0.1:8080).")
+    ] = None,
+    internal_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Internal secret (env AVA_INTERNAL_SECRET; prefer the env: argv is visible)."
+        ),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant id (env AVA_TENANT_ID).")] = None,
+    user: Annotated[str | None, typer.Option(help="User id (env AVA_USER_ID).")] = None,
+    role: Annotated[
+        str | None, typer.Option(help="Role (env AVA_ROLE; default tenant-admin).")
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="Profile file (env AVA_PROFILE; default ~/.config/ava/profile.toml)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="JSON output for every command.")
+    ] = False,
+) -> None:
+    """Connection settings: flags, then AVA_* variables, then the profile file."""
+    flags = {
+        "url": url,
+        "internal_secret": internal_secret,
+        "tenant_id": tenant,
+        "user_id": user,
+        "role": role,
+    }
+    ctx.obj = CliOptions(flags=flags, profile=profile, json=json_out)
 
 
 def _server_class() -> type:

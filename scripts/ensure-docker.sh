@@ -6,8 +6,20 @@ set -euo pipefail
 
 engine_up() { docker info >/dev/null 2>&1; }
 
+# docker-compose (Debian's v1.29) for the compose deployment and its test; `docker compose` (v2)
+# works as well where installed. Best effort: the engine itself does not need it.
+ensure_compose() {
+  command -v docker-compose >/dev/null 2>&1 && return 0
+  docker compose version >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1; } \
+    || echo "ensure-docker: could not install docker-compose (only the compose test needs it)" >&2
+}
+
 if engine_up; then
   command -v debootstrap >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -q debootstrap >/dev/null 2>&1 || true; }
+  ensure_compose
   exit 0
 fi
 
@@ -36,3 +48,4 @@ if ! engine_up; then
 fi
 
 engine_up || { echo "ensure-docker: dockerd did not come up; see /tmp/dockerd.log" >&2; exit 1; }
+ensure_compose

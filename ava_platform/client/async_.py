@@ -1,0 +1,286 @@
+"""The asynchronous client: the same methods as `AvaClient`, awaited. Every method is one
+endpoint (see `calls`); errors are AvaApiError subclasses, one per error code; an unreachable
+server is AvaConnectionError."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ava_platform.client import calls
+from ava_platform.client._base import (
+    DEFAULT_TIMEOUT_S,
+    FINISHED,
+    MAX_STREAM_RETRIES,
+    STREAM_TIMEOUT,
+    Identity,
+    connection_error,
+    poll_delay,
+    result,
+    url_from_env,
+)
+from ava_platform.client.calls import Call, Health, LogEntry
+from ava_platform.client.errors import AvaConnectionError, WaitTimeout, error_for
+from ava_platform.client.sse import Event, SseParser
+from ava_platform.models import (
+    Job,
+    JobPage,
+    JobStatus,
+    Schedule,
+    ScheduleCreate,
+    SchedulePage,
+    ScheduleRunPage,
+    SecretInfo,
+    SecretPage,
+    VersionInfo,
+    VersionPage,
+    Worker,
+    WorkerCreate,
+    WorkerPage,
+    WorkerPatch,
+)
+
+T = TypeVar("T")
+
+
+class AsyncAvaClient:
+    def __init__(
+        self,
+        url: str,
+        identity: Identity,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=identity.headers(), timeout=timeout_s, transport=transport
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncAvaClient:
+        """AVA_URL, AVA_INTERNAL_SECRET, AVA_TENANT_ID, AVA_USER_ID, AVA_ROLE."""
+        return cls(url_from_env(env), Identity.from_env(env), **kwargs)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncAvaClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def call(self, call: Call[T], *, timeout_s: float | None = None) -> T:
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=call.headers,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(self.url, exc) from exc
+        return result(call, response)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def list_workers(self, **query: Any) -> WorkerPage:
+        """Query: status, runtime, q, page, per_page."""
+        return await self.call(calls.list_workers(**query))
+
+    async def get_worker(self, worker_id: str) -> Worker:
+        return await self.call(calls.get_worker(worker_id))
+
+    async def create_worker(self, worker: WorkerCreate | dict[str, Any]) -> Worker:
+        return await self.call(calls.create_worker(worker))
+
+    async def update_worker(self, worker_id: str, patch: WorkerPatch | dict[str, Any]) -> Worker:
+        return await self.call(calls.update_worker(worker_id, patch))
+
+    async def delete_worker(self, worker_id: str) -> Worker:
+        return await self.call(calls.delete_worker(worker_id))
+
+    async def deploy(
+        self, worker_id: str, bundle: bytes, content_type: str = "application/gzip"
+    ) -> VersionInfo:
+        return await self.call(calls.deploy(worker_id, bundle, content_type), timeout_s=300)
+
+    async def list_versions(
+        self, worker_id: str, *, page: int = 1, per_page: int = 20
+    ) -> VersionPage:
+        return await self.call(calls.list_versions(worker_id, page=page, per_page=per_page))
+
+    async def get_version(self, worker_id: str, version: int) -> VersionInfo:
+        return await self.call(calls.get_version(worker_id, version))
+
+    async def build_log(self, worker_id: str, version: int) -> str:
+        return await self.call(calls.build_log(worker_id, version))
+
+    async def rollback(self, worker_id: str, version: int) -> Worker:
+        return await self.call(calls.rollback(worker_id, version))
+
+    async def wait_for_version(
+        self, worker_id: str, version: int, *, timeout_s: float | None = None
+    ) -> VersionInfo:
+        """Polls until the version's build is no longer `building`."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = 0.2
+        while True:
+            info = await self.get_version(worker_id, version)
+            if info.status.value != "building":
+                return info
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"version {version} still building after {timeout_s}s", info)
+            await asyncio.sleep(delay)
+            delay = poll_delay(delay)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def run_job(
+        self,
+        worker_id: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        wait_s: float | None = None,
+    ) -> Job:
+        """Queues a job (202). With `wait_s` (≤ 60) the server holds the answer until the job
+        ends or the wait runs out."""
+        call = calls.run_job(worker_id, input, idempotency_key=idempotency_key, wait_s=wait_s)
+        return await self.call(call, timeout_s=(wait_s or 0) + DEFAULT_TIMEOUT_S)
+
+    async def list_jobs(self, **query: Any) -> JobPage:
+        """Query: status, worker_id, page, per_page."""
+        return await self.call(calls.list_jobs(**query))
+
+    async def list_worker_jobs(
+        self,
+        worker_id: str,
+        *,
+        status: JobStatus | str | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> JobPage:
+        return await self.call(
+            calls.list_worker_jobs(worker_id, status=status, page=page, per_page=per_page)
+        )
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.call(calls.get_job(job_id))
+
+    async def cancel_job(self, job_id: str) -> Job:
+        return await self.call(calls.cancel_job(job_id))
+
+    async def job_logs(self, job_id: str) -> str:
+        return await self.call(calls.job_logs(job_id), timeout_s=120)
+
+    async def job_log_entries(self, job_id: str) -> list[LogEntry]:
+        return calls.parse_ndjson(await self.call(calls.job_log_entries(job_id), timeout_s=120))
+
+    async def wait_for_job(
+        self, job_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2
+    ) -> Job:
+        """The job once it has ended; WaitTimeout (carrying the job) when `timeout_s` runs out."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = poll_s
+        while True:
+            job = await self.get_job(job_id)
+            if job.status.value in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} still {job.status.value} after {timeout_s}s", job)
+            pause = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
+            await asyncio.sleep(pause)
+            delay = poll_delay(delay)
+
+    async def follow_logs(self, job_id: str) -> AsyncIterator[Event]:
+        """Each log line as it is written, then one LogEnd when the job has ended. A broken
+        stream is resumed where it stopped (Last-Event-ID)."""
+        parser = SseParser()
+        failures = 0
+        while True:
+            call = calls.follow_logs(job_id, parser.last_id)
+            try:
+                async with self._http.stream(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    headers=call.headers,
+                    timeout=STREAM_TIMEOUT,
+                ) as response:
+                    if not response.is_success:
+                        raise error_for(response.status_code, await response.aread())
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        yield event
+                        if isinstance(event, calls.LogEnd):
+                            return
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > MAX_STREAM_RETRIES:
+                    raise connection_error(self.url, exc) from exc
+            else:
+                failures += 1  # the stream closed before the job ended
+                if failures > MAX_STREAM_RETRIES:
+                    raise AvaConnectionError(f"the log stream of {job_id} kept closing early")
+            await asyncio.sleep(0.2 * failures)
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    async def set_secret(self, name: str, value: str) -> SecretInfo:
+        return await self.call(calls.set_secret(name, value))
+
+    async def list_secrets(self, *, page: int = 1, per_page: int = 100) -> SecretPage:
+        return await self.call(calls.list_secrets(page=page, per_page=per_page))
+
+    async def delete_secret(self, name: str) -> None:
+        await self.call(calls.delete_secret(name))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def create_schedule(
+        self, worker_id: str, schedule: ScheduleCreate | dict[str, Any]
+    ) -> Schedule:
+        return await self.call(calls.create_schedule(worker_id, schedule))
+
+    async def list_schedules(
+        self, worker_id: str, *, page: int = 1, per_page: int = 20
+    ) -> SchedulePage:
+        return await self.call(calls.list_schedules(worker_id, page=page, per_page=per_page))
+
+    async def get_schedule(self, worker_id: str, schedule_id: str) -> Schedule:
+        return await self.call(calls.get_schedule(worker_id, schedule_id))
+
+    async def delete_schedule(self, worker_id: str, schedule_id: str) -> None:
+        await self.call(calls.delete_schedule(worker_id, schedule_id))
+
+    async def schedule_runs(
+        self, worker_id: str, schedule_id: str, *, page: int = 1, per_page: int = 20
+    ) -> ScheduleRunPage:
+        return await self.call(
+            calls.schedule_runs(worker_id, schedule_id, page=page, per_page=per_page)
+        )
+
+    # -- health and metrics -----------------------------------------------------------------
+
+    async def healthz(self) -> Health:
+        return await self.call(calls.healthz())
+
+    async def readyz(self) -> Health:
+        return await self.call(calls.readyz())
+
+    async def metrics(self) -> str:
+        return await self.call(calls.metrics())

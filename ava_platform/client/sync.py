@@ -1,0 +1,278 @@
+"""The synchronous client. Every method is one endpoint (see `calls`); errors are AvaApiError
+subclasses, one per error code; an unreachable server is AvaConnectionError."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ava_platform.client import calls
+from ava_platform.client._base import (
+    DEFAULT_TIMEOUT_S,
+    FINISHED,
+    MAX_STREAM_RETRIES,
+    STREAM_TIMEOUT,
+    Identity,
+    connection_error,
+    poll_delay,
+    result,
+    url_from_env,
+)
+from ava_platform.client.calls import Call, Health, LogEntry
+from ava_platform.client.errors import AvaConnectionError, WaitTimeout, error_for
+from ava_platform.client.sse import Event, SseParser
+from ava_platform.models import (
+    Job,
+    JobPage,
+    JobStatus,
+    Schedule,
+    ScheduleCreate,
+    SchedulePage,
+    ScheduleRunPage,
+    SecretInfo,
+    SecretPage,
+    VersionInfo,
+    VersionPage,
+    Worker,
+    WorkerCreate,
+    WorkerPage,
+    WorkerPatch,
+)
+
+T = TypeVar("T")
+
+
+class AvaClient:
+    def __init__(
+        self,
+        url: str,
+        identity: Identity,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers=identity.headers(), timeout=timeout_s, transport=transport
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AvaClient:
+        """AVA_URL, AVA_INTERNAL_SECRET, AVA_TENANT_ID, AVA_USER_ID, AVA_ROLE."""
+        return cls(url_from_env(env), Identity.from_env(env), **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AvaClient:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def call(self, call: Call[T], *, timeout_s: float | None = None) -> T:
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=call.headers,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(self.url, exc) from exc
+        return result(call, response)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def list_workers(self, **query: Any) -> WorkerPage:
+        """Query: status, runtime, q, page, per_page."""
+        return self.call(calls.list_workers(**query))
+
+    def get_worker(self, worker_id: str) -> Worker:
+        return self.call(calls.get_worker(worker_id))
+
+    def create_worker(self, worker: WorkerCreate | dict[str, Any]) -> Worker:
+        return self.call(calls.create_worker(worker))
+
+    def update_worker(self, worker_id: str, patch: WorkerPatch | dict[str, Any]) -> Worker:
+        return self.call(calls.update_worker(worker_id, patch))
+
+    def delete_worker(self, worker_id: str) -> Worker:
+        return self.call(calls.delete_worker(worker_id))
+
+    def deploy(
+        self, worker_id: str, bundle: bytes, content_type: str = "application/gzip"
+    ) -> VersionInfo:
+        return self.call(calls.deploy(worker_id, bundle, content_type), timeout_s=300)
+
+    def list_versions(self, worker_id: str, *, page: int = 1, per_page: int = 20) -> VersionPage:
+        return self.call(calls.list_versions(worker_id, page=page, per_page=per_page))
+
+    def get_version(self, worker_id: str, version: int) -> VersionInfo:
+        return self.call(calls.get_version(worker_id, version))
+
+    def build_log(self, worker_id: str, version: int) -> str:
+        return self.call(calls.build_log(worker_id, version))
+
+    def rollback(self, worker_id: str, version: int) -> Worker:
+        return self.call(calls.rollback(worker_id, version))
+
+    def wait_for_version(
+        self, worker_id: str, version: int, *, timeout_s: float | None = None
+    ) -> VersionInfo:
+        """Polls until the version's build is no longer `building`."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = 0.2
+        while True:
+            info = self.get_version(worker_id, version)
+            if info.status.value != "building":
+                return info
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"version {version} still building after {timeout_s}s", info)
+            time.sleep(delay)
+            delay = poll_delay(delay)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def run_job(
+        self,
+        worker_id: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        wait_s: float | None = None,
+    ) -> Job:
+        """Queues a job (202). With `wait_s` (≤ 60) the server holds the answer until the job
+        ends or the wait runs out."""
+        call = calls.run_job(worker_id, input, idempotency_key=idempotency_key, wait_s=wait_s)
+        return self.call(call, timeout_s=(wait_s or 0) + DEFAULT_TIMEOUT_S)
+
+    def list_jobs(self, **query: Any) -> JobPage:
+        """Query: status, worker_id, page, per_page."""
+        return self.call(calls.list_jobs(**query))
+
+    def list_worker_jobs(
+        self,
+        worker_id: str,
+        *,
+        status: JobStatus | str | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> JobPage:
+        return self.call(
+            calls.list_worker_jobs(worker_id, status=status, page=page, per_page=per_page)
+        )
+
+    def get_job(self, job_id: str) -> Job:
+        return self.call(calls.get_job(job_id))
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self.call(calls.cancel_job(job_id))
+
+    def job_logs(self, job_id: str) -> str:
+        return self.call(calls.job_logs(job_id), timeout_s=120)
+
+    def job_log_entries(self, job_id: str) -> list[LogEntry]:
+        return calls.parse_ndjson(self.call(calls.job_log_entries(job_id), timeout_s=120))
+
+    def wait_for_job(
+        self, job_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2
+    ) -> Job:
+        """The job once it has ended; WaitTimeout (carrying the job) when `timeout_s` runs out."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = poll_s
+        while True:
+            job = self.get_job(job_id)
+            if job.status.value in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} still {job.status.value} after {timeout_s}s", job)
+            pause = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
+            time.sleep(pause)
+            delay = poll_delay(delay)
+
+    def follow_logs(self, job_id: str) -> Iterator[Event]:
+        """Each log line as it is written, then one LogEnd when the job has ended. A broken
+        stream is resumed where it stopped (Last-Event-ID)."""
+        parser = SseParser()
+        failures = 0
+        while True:
+            call = calls.follow_logs(job_id, parser.last_id)
+            try:
+                with self._http.stream(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    headers=call.headers,
+                    timeout=STREAM_TIMEOUT,
+                ) as response:
+                    if not response.is_success:
+                        raise error_for(response.status_code, response.read())
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        yield event
+                        if isinstance(event, calls.LogEnd):
+                            return
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > MAX_STREAM_RETRIES:
+                    raise connection_error(self.url, exc) from exc
+            else:
+                failures += 1  # the stream closed before the job ended
+                if failures > MAX_STREAM_RETRIES:
+                    raise AvaConnectionError(f"the log stream of {job_id} kept closing early")
+            time.sleep(0.2 * failures)
+
+    # -- secrets ----------------------------------------------------------------------------
+
+    def set_secret(self, name: str, value: str) -> SecretInfo:
+        return self.call(calls.set_secret(name, value))
+
+    def list_secrets(self, *, page: int = 1, per_page: int = 100) -> SecretPage:
+        return self.call(calls.list_secrets(page=page, per_page=per_page))
+
+    def delete_secret(self, name: str) -> None:
+        self.call(calls.delete_secret(name))
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def create_schedule(
+        self, worker_id: str, schedule: ScheduleCreate | dict[str, Any]
+    ) -> Schedule:
+        return self.call(calls.create_schedule(worker_id, schedule))
+
+    def list_schedules(self, worker_id: str, *, page: int = 1, per_page: int = 20) -> SchedulePage:
+        return self.call(calls.list_schedules(worker_id, page=page, per_page=per_page))
+
+    def get_schedule(self, worker_id: str, schedule_id: str) -> Schedule:
+        return self.call(calls.get_schedule(worker_id, schedule_id))
+
+    def delete_schedule(self, worker_id: str, schedule_id: str) -> None:
+        self.call(calls.delete_schedule(worker_id, schedule_id))
+
+    def schedule_runs(
+        self, worker_id: str, schedule_id: str, *, page: int = 1, per_page: int = 20
+    ) -> ScheduleRunPage:
+        return self.call(calls.schedule_runs(worker_id, schedule_id, page=page, per_page=per_page))
+
+    # -- health and metrics -----------------------------------------------------------------
+
+    def healthz(self) -> Health:
+        return self.call(calls.healthz())
+
+    def readyz(self) -> Health:
+        return self.call(calls.readyz())
+
+    def metrics(self) -> str:
+        return self.call(calls.metrics())
