@@ -58,7 +58,7 @@ def rotate_key(
     Reads the keys that open today's values from AVA_SECRET_KEY (one key, or `NEW,OLD,...`)
     and the new key from $AVA_NEW_SECRET_KEY (or --new-key-env); without a new key, the first
     key of AVA_SECRET_KEY is the target. Safe to run while the server runs, once the server
-    already knows the new key (AVA_SECRET_KEY="NEW,OLD"); see docs/deploy-and-schedules.md.
+    already knows the new key (AVA_SECRET_KEY="NEW,OLD"); see README.md, "Rotating the key without downtime".
     """
     from ava_platform.errors import AvaError
     from ava_platform.service.vault import key_id

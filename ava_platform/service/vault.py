@@ -5,7 +5,7 @@ ciphertext copied to another tenant or name fails to decrypt. Beside each value 
 keeps its key version: the id of the master key that sealed it (a fingerprint, derived with
 HKDF under a different label, so it reveals nothing about the key). A keyring (`AVA_SECRET_KEY`
 = `NEW,OLD`) decrypts under any of its keys and always encrypts under the first one; `ava
-secrets rotate-key` re-seals every value under the new key (see docs/deploy-and-schedules.md).
+secrets rotate-key` re-seals every value under the new key (see README.md, "Rotating the key without downtime").
 
     VaultError            a value cannot be decrypted (unknown key version, or tampered)
 """
