@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import uvicorn
 
 from ava_platform.api.app import create_app
 from ava_platform.config import load_settings
@@ -16,7 +13,7 @@ from ava_platform.executor.base import RunSpec
 from ava_platform.executor.builds import FakeImageBuilder
 from ava_platform.executor.fake import FakeExecutor
 from ava_platform.wiring import Platform
-from tests.support import free_port, server_env, wait_healthy
+from tests.support import app_server, server_env
 
 
 def talking_script(
@@ -41,14 +38,5 @@ def scripted_server(db_path: Path, delay_s: float = 0.3) -> Iterator[str]:
         settings, executor=FakeExecutor(talking_script, delay_s=delay_s), builder=FakeImageBuilder()
     )
     app = create_app(platform, internal_secret=settings.internal_secret)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
+    with app_server(app) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

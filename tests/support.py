@@ -36,7 +36,9 @@ def server_env(db_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def headers(tenant: str | None = None, role: str = "tenant-admin", user: str = "usr_test") -> dict[str, str]:
+def headers(
+    tenant: str | None = None, role: str = "tenant-admin", user: str = "usr_test"
+) -> dict[str, str]:
     return {
         "x-internal-secret": SECRET,
         "x-tenant-id": tenant or f"ten_{uuid.uuid4().hex[:12]}",
@@ -58,14 +60,8 @@ def wait_healthy(url: str, timeout_s: float = 20.0) -> None:
 
 
 @contextmanager
-def thread_server(db_path: Path, **env: str) -> Iterator[str]:
-    """The real app on a real socket, in this process (fast; one per test is fine)."""
-    from ava_platform.api.app import create_app
-    from ava_platform.config import load_settings
-    from ava_platform.wiring import Platform
-
-    settings = load_settings(server_env(db_path, **env))
-    app = create_app(Platform(settings), internal_secret=settings.internal_secret)
+def app_server(app: Any) -> Iterator[str]:
+    """Any ASGI app on a real socket, in a thread of this process."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -80,16 +76,24 @@ def thread_server(db_path: Path, **env: str) -> Iterator[str]:
 
 
 @contextmanager
-def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
-    """`ava serve` as a real process, for restart and signal tests."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ava_platform", "serve", "--port", str(port), "--db", str(db_path)],
-        env=server_env(db_path, **env),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def thread_server(db_path: Path, **env: str) -> Iterator[str]:
+    """The real app on a real socket, in this process (fast; one per test is fine)."""
+    from ava_platform.api.app import create_app
+    from ava_platform.config import load_settings
+    from ava_platform.wiring import Platform
+
+    settings = load_settings(server_env(db_path, **env))
+    app = create_app(Platform(settings), internal_secret=settings.internal_secret)
+    with app_server(app) as url:
+        yield url
+
+
+@contextmanager
+def running_process(
+    argv: list[str], env: dict[str, str], port: int, *, stderr: int = subprocess.STDOUT
+) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """A server process; stopped (terminate, then kill) when the block ends."""
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
@@ -102,3 +106,21 @@ def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+    """`ava serve` as a real process, for restart and signal tests."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "ava_platform",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        str(db_path),
+    ]
+    with running_process(argv, server_env(db_path, **env), port) as served:
+        yield served

@@ -21,8 +21,8 @@ from tests.support import (
     SECRET_KEY,
     free_port,
     process_server,
+    running_process,
     server_env,
-    wait_healthy,
 )
 
 AVA = Path(sys.executable).with_name("ava")
@@ -63,21 +63,10 @@ def stop(proc: subprocess.Popen[Any], db_path: Path, timeout_s: float = 10.0) ->
 def ava_serve(db_path: Path) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
     """The installed `ava` console script, with every option spelled out."""
     port = free_port()
-    proc = subprocess.Popen(
-        [str(AVA), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)],
-        env=server_env(db_path.parent / "not-this.db"),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    argv = [str(AVA), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path)]
+    env = server_env(db_path.parent / "not-this.db")
+    with running_process(argv, env, port, stderr=subprocess.PIPE) as served:
+        yield served
 
 
 def test_python_m_serve_runs_the_seed_example_and_keeps_it_across_restarts(
