@@ -23,8 +23,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ava_platform.images import build_images, runtime_image_tag  # noqa: E402
-from tests.support import headers, process_server  # noqa: E402
+from ava_platform.images import build_images, runtime_image_tag
+from tests.support import headers, process_server
 
 NOOP = "def handler(input, env):\n    return {'ok': True}\n"
 ROUNDS = 15
