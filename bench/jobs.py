@@ -138,6 +138,7 @@ def main() -> None:
                 resp = client.post(
                     f"/v1/ava/workers/{worker['id']}/jobs", params={"wait": 60}, json={"input": {}}
                 )
+                assert resp.status_code in (200, 202), resp.text
                 return str(resp.json()["status"])
 
             statuses = list(pool.map(run_one, range(BURST)))

@@ -102,17 +102,16 @@ class Database:
                 await conn.commit()
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        try:
-            async with self.reader.execute(sql, params) as cur:
-                row: sqlite3.Row | None = await cur.fetchone()
-                return row
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Runs and drains the statement in one step on the reader's thread. A cursor left
+        open between awaits would pin the connection's read snapshot, and every other read
+        sharing it would miss writes committed meanwhile (a job not found right after its
+        trigger returned)."""
         try:
-            async with self.reader.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return list(await self.reader.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
