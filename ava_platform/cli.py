@@ -114,9 +114,13 @@ def images_build(
     ] = None,
 ) -> None:
     """Build the runtime images (incremental; works with no registry)."""
-    from ava_platform.images import build_images
+    from ava_platform.images import ImageBuildError, build_images
 
-    reports = build_images(runtime or None, ca_bundle=ca_bundle, force=force)
+    try:
+        reports = build_images(runtime or None, ca_bundle=ca_bundle, force=force)
+    except (ImageBuildError, ValueError) as exc:
+        typer.echo(f"ava images build: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, ValueError) else 1) from None
     for report in reports:
         typer.echo(
             f"{report.tag}\t{'built' if report.built else 'up to date'}\t{report.seconds:.1f}s"

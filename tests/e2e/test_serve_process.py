@@ -154,3 +154,13 @@ def test_valid_key_without_padding_is_accepted(db_path: Path) -> None:
     with process_server(db_path, AVA_SECRET_KEY=VALID_KEY.rstrip("=")) as (url, proc):
         assert httpx.get(f"{url}/healthz").status_code == 200
         stop(proc, db_path)
+
+
+def test_images_build_refuses_an_unknown_runtime_in_one_line() -> None:
+    run = subprocess.run(
+        [str(AVA), "images", "build", "--runtime", "cobol"], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "ava images build: unknown runtime 'cobol'; expected one of python, nodejs, deno, shell, wasm"
+    ]
