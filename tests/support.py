@@ -90,10 +90,17 @@ def thread_server(db_path: Path, **env: str) -> Iterator[str]:
 
 @contextmanager
 def running_process(
-    argv: list[str], env: dict[str, str], port: int, *, stderr: int = subprocess.STDOUT
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    *,
+    stdout: Any = subprocess.PIPE,
+    stderr: int = subprocess.STDOUT,
 ) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
-    """A server process; stopped (terminate, then kill) when the block ends."""
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr)
+    """A server process; stopped (terminate, then kill) when the block ends. A pipe is only
+    for short runs whose output the test reads: nobody drains it meanwhile, and a full pipe
+    blocks the server's log writes."""
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
@@ -108,9 +115,15 @@ def running_process(
                 proc.wait()
 
 
+def server_log(db_path: Path) -> Path:
+    """Where `process_server` writes the server's stdout and stderr."""
+    return db_path.with_name(db_path.name + ".server.log")
+
+
 @contextmanager
 def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
-    """`ava serve` as a real process, for restart and signal tests."""
+    """`ava serve` as a real process, for restart and signal tests; its output is appended
+    to `server_log(db_path)`."""
     port = free_port()
     argv = [
         sys.executable,
@@ -122,5 +135,9 @@ def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.
         "--db",
         str(db_path),
     ]
-    with running_process(argv, server_env(db_path, **env), port) as served:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        server_log(db_path).open("ab") as log_file,
+        running_process(argv, server_env(db_path, **env), port, stdout=log_file) as served,
+    ):
         yield served

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Ava
-from tests.support import headers, process_server
+from tests.support import headers, process_server, server_log
 
 pytestmark = pytest.mark.docker
 
@@ -145,8 +145,8 @@ def test_no_secret_value_in_the_platforms_own_log(
             client.put("/secrets/API_TOKEN", json={"value": value + "-2"})
             client.put("/secrets/BAD NAME", json={"value": value})
         proc.terminate()
-        out, _ = proc.communicate(timeout=30)
-    log = out.decode(errors="replace")
+        proc.wait(timeout=30)
+    log = server_log(tmp_path / "ava.db").read_text(errors="replace")
     assert "attempt_finished" in log  # the log was captured
     for form in forms(value):
         assert form not in log
