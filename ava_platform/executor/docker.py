@@ -87,9 +87,12 @@ class DockerExecutor:
 
     async def run(self, spec: RunSpec, on_output: OutputSink, cancel: asyncio.Event) -> RunResult:
         container_id: str | None = None
+        # the create call runs on a thread and finishes even if this task is cancelled (a
+        # shutdown); it is shielded so its container id is never lost, and so never leaked
+        create = asyncio.ensure_future(self._call(self._create, spec))
         try:
             t0 = time.monotonic()
-            container_id = await self._call(self._create, spec)
+            container_id = await asyncio.shield(create)
             sock = await self._call(self._attach, container_id)
             reader = self._start_reader(sock, on_output)
             await self._call(self._start, container_id)
@@ -112,6 +115,8 @@ class DockerExecutor:
         except Exception as exc:
             raise _translate(exc, "container run failed") from exc
         finally:
+            if container_id is None:
+                container_id = await _created_id(create)
             if container_id is not None:
                 await self.kill_and_remove(container_id)
 
@@ -266,6 +271,14 @@ class DockerExecutor:
         if self._client is not None:
             self._client.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _created_id(create: asyncio.Future[str]) -> str | None:
+    """The id of a container whose creation was still in flight when the attempt ended."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(create), timeout=60)
+    except Exception:
+        return None  # creation failed or hung: there is nothing to remove
 
 
 def _send_stdin(sock: Any, data: bytes) -> None:
