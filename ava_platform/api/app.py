@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from litestar import Litestar, Router
 from litestar.di import Provide
@@ -96,7 +95,3 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
     app.state.internal_secret = internal_secret
     app.state.services = services
     return app
-
-
-def app_state(app: Litestar) -> Any:
-    return app.state

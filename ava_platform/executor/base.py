@@ -36,7 +36,6 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     oom_killed: bool = False
     cancelled: bool = False
     container_id: str | None = None
-    started_at_monotonic: float | None = None
     start_latency_s: float | None = None
 
 

@@ -107,7 +107,6 @@ class DockerExecutor:
                 cancelled=cancelled,
                 oom_killed=oom,
                 container_id=container_id,
-                started_at_monotonic=started,
                 start_latency_s=started - t0,
             )
         except ExecutorError:

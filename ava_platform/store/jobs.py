@@ -196,17 +196,6 @@ class JobStore:
         data["input"] = msgspec.json.decode(data["input"])
         return msgspec.convert(data, Claimed)
 
-    async def set_container(self, job_id: str, attempt: int, container_id: str | None) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET container_id = ? WHERE id = ? AND attempt = ?",
-                (container_id, job_id, attempt),
-            )
-            await conn.execute(
-                "UPDATE job_attempts SET container_id = ? WHERE job_id = ? AND number = ?",
-                (container_id, job_id, attempt),
-            )
-
     async def finish_attempt(
         self,
         job_id: str,
@@ -306,10 +295,6 @@ class JobStore:
         row = await self._db.fetchone("SELECT lost_count FROM jobs WHERE id = ?", (job_id,))
         return int(row[0]) if row else 0
 
-    async def cancel_requested(self, job_id: str) -> bool:
-        row = await self._db.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
-        return bool(row and row[0])
-
     async def queue_stats(self) -> dict[str, Any]:
         rows = await self._db.fetchall("SELECT status, count(*) AS n FROM jobs GROUP BY status")
         oldest = await self._db.fetchone(
@@ -328,12 +313,6 @@ class JobStore:
             ") j JOIN workers w ON w.id = j.worker_id GROUP BY j.status, w.runtime"
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
-
-    async def next_due(self) -> str | None:
-        row = await self._db.fetchone(
-            "SELECT min(coalesce(next_attempt_at, created_at)) FROM jobs WHERE status = 'queued'"
-        )
-        return row[0] if row else None
 
 
 async def _load(conn: Any, job_id: str) -> Job:

@@ -66,13 +66,6 @@ class WorkerStore:
             )
             await self._insert_version(conn, worker, worker.created_by)
 
-    async def update(self, worker: Worker, *, new_version_by: str | None) -> None:
-        """Saves `worker`; `new_version_by` (the acting user) records a new source version."""
-        async with self._db.transaction() as conn:
-            await conn.execute(_UPDATE, _to_row(worker))
-            if new_version_by is not None:
-                await self._insert_version(conn, worker, new_version_by)
-
     async def modify(
         self, tenant_id: str, worker_id: str, change: Change, *, by: str
     ) -> Worker | None:
