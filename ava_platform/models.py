@@ -316,6 +316,7 @@ class VersionStatus(StrEnum):
     READY = "ready"  # runnable: inline source, or a built image
     FAILED = "failed"  # the build failed; see error and the build log
     PRUNED = "pruned"  # its image was removed by the retention policy; cannot be rolled back to
+    EMPTY = "empty"  # inline, with no source: nothing to run; cannot be rolled back to
 
 
 class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -339,7 +340,10 @@ class VersionPage(msgspec.Struct, frozen=True):
 
 
 class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    version: Annotated[int, Meta(ge=1, description="An earlier ready version of this worker.")]
+    version: Annotated[
+        int,
+        Meta(ge=1, description="An earlier ready version of this worker (not an empty one)."),
+    ]
 
 
 class ScheduleCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
