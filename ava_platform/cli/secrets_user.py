@@ -1,5 +1,5 @@
-"""`ava secrets set|list|delete`: tenant secrets through the API, added to the `secrets` app
-that also holds the operator's vault commands (`cli_secrets`).
+"""`ava secrets set|list|delete`: tenant secrets through the API. `register` adds them to the
+`secrets` group, which also holds the operator's vault commands (`secrets_keys`).
 
 A value is read from stdin when stdin is not a terminal, else from a hidden prompt; it is never
 an argument (argv is visible to every user of the machine) and never printed.
@@ -12,9 +12,8 @@ from typing import Annotated
 
 import typer
 
-from ava_platform.cli_config import make_client
-from ava_platform.cli_output import JsonFlag, handle_errors, options, output
-from ava_platform.cli_secrets import secrets_app
+from ava_platform.cli.config import make_client
+from ava_platform.cli.output import JsonFlag, handle_errors, options, output
 
 SecretName = Annotated[
     str, typer.Argument(help="The secret's name (an environment variable name).")
@@ -33,7 +32,6 @@ def read_value(name: str) -> str:
     return value
 
 
-@secrets_app.command("set")
 @handle_errors
 def set_secret(ctx: typer.Context, name: SecretName, json_out: JsonFlag = False) -> None:
     """Create or replace a secret; the value comes from stdin or a hidden prompt."""
@@ -47,7 +45,6 @@ def set_secret(ctx: typer.Context, name: SecretName, json_out: JsonFlag = False)
         out.note(f"secret {info.name} set (updated {info.updated_at})")
 
 
-@secrets_app.command("list")
 @handle_errors
 def list_secrets(
     ctx: typer.Context,
@@ -60,10 +57,16 @@ def list_secrets(
     output(ctx, json_out).table(result.data, ("name", "created_at", "updated_at"), page=result)
 
 
-@secrets_app.command("delete")
 @handle_errors
 def delete_secret(ctx: typer.Context, name: SecretName) -> None:
     """Delete a secret."""
     with make_client(options(ctx)) as client:
         client.delete_secret(name)
     output(ctx).note(f"secret {name} deleted")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `set`, `list` and `delete` to the `secrets` group."""
+    app.command("set")(set_secret)
+    app.command("list")(list_secrets)
+    app.command("delete")(delete_secret)

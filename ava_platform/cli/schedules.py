@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ava_platform.cli_config import make_client
-from ava_platform.cli_jobs import parse_input
-from ava_platform.cli_output import JsonFlag, handle_errors, options, output
-from ava_platform.cli_workers import WorkerRef, resolve_worker
+from ava_platform.cli.config import make_client
+from ava_platform.cli.jobs import parse_input
+from ava_platform.cli.output import JsonFlag, handle_errors, options, output
+from ava_platform.cli.workers import WorkerRef, resolve_worker
 from ava_platform.models import ScheduleCreate
 
 schedules_app = typer.Typer(help="Cron schedules that queue jobs.", no_args_is_help=True)

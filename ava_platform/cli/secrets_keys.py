@@ -1,4 +1,5 @@
-"""`ava secrets …`: operator commands for the vault (key rotation, key status)."""
+"""`ava secrets rotate-key|key-status`: operator commands for the vault, run beside the
+server on its database (no API call). `register` adds them to the `secrets` group."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-secrets_app = typer.Typer(help="The secrets vault.", no_args_is_help=True)
 
 
 def _keys(env_name: str) -> list[bytes]:
@@ -46,7 +45,6 @@ async def _rotate(db_path: Path, keys: list[bytes]) -> tuple[int, int, dict[str,
         await db.close()
 
 
-@secrets_app.command("rotate-key")
 def rotate_key(
     new_key_env: Annotated[
         str, typer.Option(help="Environment variable holding the new key.")
@@ -80,7 +78,6 @@ def rotate_key(
         raise typer.Exit(1)
 
 
-@secrets_app.command("key-status")
 def key_status(
     db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
 ) -> None:
@@ -103,3 +100,9 @@ def key_status(
 
     for version, n in sorted(asyncio.run(count()).items()):
         typer.echo(f"{version}\t{n}\t{names.get(version, 'unknown key')}")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `rotate-key` and `key-status` to the `secrets` group."""
+    app.command("rotate-key")(rotate_key)
+    app.command("key-status")(key_status)

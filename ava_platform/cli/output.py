@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ava_platform.cli_config import CliOptions, ConfigProblem
+from ava_platform.cli.config import CliOptions, ConfigProblem
 from ava_platform.client.errors import AvaApiError, AvaClientError
 
 EXIT_OK = 0

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from ava_platform.cli_config import CliOptions, make_async_client, make_client
-from ava_platform.cli_output import (
+from ava_platform.cli.config import CliOptions, make_async_client, make_client
+from ava_platform.cli.output import (
     EXIT_BY_STATUS,
     EXIT_TIMEOUT,
     JsonFlag,
@@ -25,7 +25,7 @@ from ava_platform.cli_output import (
     options,
     output,
 )
-from ava_platform.cli_workers import WorkerRef, resolve_worker
+from ava_platform.cli.workers import WorkerRef, resolve_worker
 from ava_platform.client import AsyncAvaClient, LogEntry
 from ava_platform.client.errors import JobFinishedError
 from ava_platform.clock import parse_iso

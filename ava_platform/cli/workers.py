@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from ava_platform.cli_config import ConfigProblem, make_client
-from ava_platform.cli_output import (
+from ava_platform.cli.config import ConfigProblem, make_client
+from ava_platform.cli.output import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
     JsonFlag,

@@ -1,0 +1,55 @@
+"""`ava serve`: the API server and the job scheduler in one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """SIGTERM/SIGINT end a graceful shutdown with exit code 0 (uvicorn would re-raise the
+        signal afterwards, which reports the clean stop as a death by signal)."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    return Server
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
+) -> None:
+    """Start the API server and the job scheduler."""
+    import uvicorn
+
+    from ava_platform import log
+    from ava_platform.api.app import create_app
+    from ava_platform.config import load_settings
+    from ava_platform.errors import ConfigError
+    from ava_platform.wiring import Platform
+
+    try:
+        settings = load_settings(db_path=db)
+    except ConfigError as exc:
+        typer.echo(f"ava serve: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    log.configure()
+    log.register_secret(settings.internal_secret)
+    application = create_app(Platform(settings), internal_secret=settings.internal_secret)
+    server = _server_class()(uvicorn.Config(application, host=host, port=port, log_level="warning"))
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `serve` to the root command."""
+    app.command("serve")(serve)
