@@ -7,12 +7,12 @@ here, before redaction, so a secret split across two writes is still seen whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from ava_platform.clock import utcnow
+from ava_platform.scheduler.redact import Redactor
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 1024 * 1024
@@ -27,15 +27,13 @@ class OutputCollector:
         nonce: str,
         *,
         budget_bytes: int,
-        redact: Callable[[str], str] = lambda s: s,
+        redactor: Redactor | None = None,
         cap_bytes: int | None = None,
-        keep_bytes: int = 0,
     ) -> None:
         self._marker = f"AVA-RESULT-{nonce} ".encode()
         self._budget = budget_bytes
         self._cap = cap_bytes if cap_bytes is not None else budget_bytes
-        self._redact = redact
-        self._keep = keep_bytes
+        self._redactor = redactor or Redactor(())
         self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._pending: list[tuple[str, str, str]] = []
         self._in_frame = False
@@ -101,15 +99,21 @@ class OutputCollector:
                 self._frame_buf = bytearray()
                 self._grow_frame(buf)
                 return
-            self._cut(stream, buf, max(len(self._marker), self._keep) - 1)
+            self._cut(stream, buf, max(len(self._marker), self._redactor.longest) - 1)
             return
-        self._cut(stream, buf, self._keep - 1)
+        self._cut(stream, buf, self._redactor.longest - 1)
 
     def _cut(self, stream: str, buf: bytearray, keep: int) -> None:
-        """Emits an overlong line's head, keeping a tail long enough that a marker or a secret
-        straddling the cut is still seen whole in the next piece."""
+        """Emits an overlong line's head. The tail kept back is long enough that a marker or a
+        secret form still being written is seen whole in the next piece, and the cut is moved
+        back so that it splits no form already complete in the buffer."""
         keep = max(0, min(keep, len(buf) - 1))
-        head = len(buf) - keep
+        head = self._redactor.safe_cut(buf, len(buf) - keep)
+        if head is None:
+            # only a form repeated over the whole line straddles every cut: mask it all at once
+            head = len(buf)
+        if head == 0:
+            return
         self._emit(stream, bytes(buf[:head]))
         del buf[:head]
 
@@ -140,7 +144,7 @@ class OutputCollector:
     def _emit(self, stream: str, raw: bytes) -> None:
         if self.truncated:
             return
-        text = self._redact(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        text = self._redactor(raw.decode("utf-8", errors="replace").rstrip("\r"))
         size = len(text.encode()) + 1
         if self.stored_bytes + size > self._budget:
             self.truncated = True

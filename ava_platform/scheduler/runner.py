@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +28,8 @@ from ava_platform.store.workers import VersionStore, WorkerStore
 
 log = get_logger("ava.runner")
 FLUSH_INTERVAL_S = 0.1
+MAX_MESSAGE_CHARS = 2000  # what the API shows of a handler's error message
+CUT_MARKER = " …[cut]"
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -108,8 +109,7 @@ class AttemptRunner:
             nonce,
             budget_bytes=max(0, self._settings.log_cap_bytes - claimed.log_bytes),
             cap_bytes=self._settings.log_cap_bytes,
-            redact=redactor,
-            keep_bytes=redactor.longest,
+            redactor=redactor,
         )
         spec = self._spec(claimed, worker, version, nonce, secret_values)
         flusher = asyncio.create_task(self._flush_loop(claimed, collector))
@@ -217,8 +217,9 @@ def classify(
     result: RunResult,
     collector: OutputCollector,
     timeout_s: int,
-    redact: Callable[[str], str] = str,
+    redactor: Redactor | None = None,
 ) -> Outcome:
+    redactor = redactor or Redactor(())
     code = result.exit_code
     if result.cancelled:
         return Outcome(
@@ -236,15 +237,27 @@ def classify(
         )
     frame = collector.frame
     if isinstance(frame, dict) and frame.get("ok") is True:
-        return _success(frame.get("result"), code)
+        return _success(redactor.value(frame.get("result")), code)
     if isinstance(frame, dict) and isinstance(frame.get("error"), dict):
         err = frame["error"]
-        # the message is the handler's own text: it may quote a secret
-        message = redact(str(err.get("message", "")))
-        return _failed(str(err.get("type", "handler_error")), message, code=code)
+        # type and message are the handler's own text: either may quote a secret
+        message = error_message(str(err.get("message", "")), redactor)
+        return _failed(redactor(str(err.get("type", "handler_error"))), message, code=code)
     return _failed(
         "no_result", f"the container exited with code {code} without reporting a result", code=code
     )
+
+
+def error_message(raw: str, redactor: Redactor) -> str:
+    """Redacted first, then cut, so no part of a secret survives the cut. A shim cuts at
+    65,536 characters, so a long message may end in part of a secret: its tail goes (masking
+    shrinks text by 3/8 at most, so what is dropped lies past the cut anyway)."""
+    if len(raw) > 8 * MAX_MESSAGE_CHARS:
+        raw = raw[: max(0, len(raw) - redactor.longest)]
+    text = redactor(raw)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - len(CUT_MARKER)] + CUT_MARKER
+    return text
 
 
 def _success(result: Any, code: int | None) -> Outcome:

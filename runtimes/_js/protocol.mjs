@@ -10,7 +10,7 @@ export const CODE_DIR = "/tmp/ava/code";
 
 const NONCE_RE = /^[0-9a-f]{32}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const MAX_MESSAGE_CHARS = 2000;
+const MAX_MESSAGE_CHARS = 65536; // the platform redacts, then cuts to 2000
 
 /** A failure reported as {"ok": false, "error": {type, message}}. */
 export class JobFailure extends Error {

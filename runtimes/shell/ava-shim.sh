@@ -23,7 +23,7 @@ fail() {
   local body
   # jq keeps the message one line (\n becomes an escape) and escapes U+2028-style breaks.
   body=$(jq -cn --arg type "$1" --arg message "$2" \
-    '{ok: false, error: {type: $type, message: ($message | gsub("\\s+"; " ") | .[0:2000])}}')
+    '{ok: false, error: {type: $type, message: ($message | gsub("\\s+"; " ") | .[0:65536])}}')
   [ "$1" = bad_envelope ] && printf 'ava: bad envelope: %s\n' "$2" >&2
   frame "$(escape_breaks "$body")"
   exit "$3"

@@ -64,7 +64,7 @@ def test_log_budget_truncates_with_one_marker() -> None:
 
 
 def test_secret_split_across_two_writes_is_redacted() -> None:
-    c = OutputCollector(NONCE, budget_bytes=10_000, redact=Redactor(["s3cr3t-value"]))
+    c = OutputCollector(NONCE, budget_bytes=10_000, redactor=Redactor(["s3cr3t-value"]))
     c.feed("stdout", b"token=s3cr")
     c.feed("stdout", b"3t-value end\n")
     c.close()
@@ -86,7 +86,7 @@ def test_redactor_masks_raw_base64_and_url_encoded_forms() -> None:
 def test_secret_straddling_an_overlong_line_cut_is_redacted() -> None:
     secret = "S3CRET-" + "k" * 40
     redactor = Redactor([secret])
-    c = OutputCollector(NONCE, budget_bytes=10**9, redact=redactor, keep_bytes=redactor.longest)
+    c = OutputCollector(NONCE, budget_bytes=10**9, redactor=redactor)
     data = b"a" * (MAX_LINE_BYTES - 10) + secret.encode() + b"b" * (MAX_LINE_BYTES * 2) + b"\n"
     for i in range(0, len(data), 1000):
         c.feed("stderr", data[i : i + 1000])

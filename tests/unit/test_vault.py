@@ -211,7 +211,7 @@ def test_redactor_masks_each_encoding(form: str) -> None:
 
 
 def test_a_value_split_across_two_writes_is_redacted() -> None:
-    collector = OutputCollector("0" * 32, budget_bytes=1 << 20, redact=Redactor([SECRET]))
+    collector = OutputCollector("0" * 32, budget_bytes=1 << 20, redactor=Redactor([SECRET]))
     half = len(SECRET) // 2
     collector.feed("stdout", f"before {SECRET[:half]}".encode())
     collector.feed("stdout", f"{SECRET[half:]} after\n".encode())
