@@ -8,7 +8,7 @@ PORT ?= 8080
 DATA ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-fast lint typecheck images bench engine clean compose-prep compose-up
+.PHONY: install up test test-fast lint typecheck images bench engine test-engine clean compose-prep compose-up
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the engine, plus jq and docker-compose where missing (best effort for `make up`)
 engine:
 	bash scripts/ensure-docker.sh
+
+# the same, but jq and docker-compose are required: the tests of the README and the compose
+# deployment must run, never be skipped
+test-engine:
+	bash scripts/ensure-docker.sh --for-tests
 
 .env:
 	@bash scripts/make-env.sh .env
@@ -31,7 +37,7 @@ up: install engine images .env
 	@mkdir -p $(DATA)
 	@set -a; . ./.env; set +a; exec $(BIN)/ava serve --host $(HOST) --port $(PORT) --db $(DATA)/ava.db
 
-test: install engine
+test: install test-engine
 	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install

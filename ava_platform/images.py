@@ -1,4 +1,5 @@
-"""Builds the runtime images (`ava/runtime-<name>:<version>`) that every job runs in.
+"""Builds the runtime images (`ava/runtime-<name>:<version>`) that every job runs in. The
+namespace `ava` is `$AVA_IMAGE_NAMESPACE` when set (the tests build under `ava-test`).
 
 Layering: a Debian bookworm image -> `ava/runtime-base` (ca-certificates, user `ava` 10001)
 -> one image per runtime (its interpreter plus our shim from `runtimes/<name>/`).
@@ -34,9 +35,9 @@ import docker
 import docker.errors
 
 from ava_platform import __version__
+from ava_platform.models import image_namespace
 
 RUNTIMES = ("python", "nodejs", "deno", "shell", "wasm")
-IMAGE_PREFIX = "ava/runtime-"
 DEBIAN_SLIM = "debian:bookworm-slim"
 DEBIAN_BOOTSTRAPPED = "ava/debian-base:bookworm"
 HASH_LABEL = "ava.content-hash"
@@ -79,7 +80,7 @@ def project_root() -> Path:
 def runtime_image_tag(runtime: str) -> str:
     if runtime != "base" and runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
-    return f"{IMAGE_PREFIX}{runtime}:{__version__}"
+    return f"{image_namespace()}/runtime-{runtime}:{__version__}"
 
 
 def _client() -> Any:

@@ -277,10 +277,21 @@ class WorkerVersion(msgspec.Struct, frozen=True, kw_only=True):
     created_by: str
 
 
+IMAGE_NAMESPACE_ENV = "AVA_IMAGE_NAMESPACE"
+
+
+def image_namespace() -> str:
+    """The repository namespace of the runtime images: `$AVA_IMAGE_NAMESPACE`, default `ava`
+    (tests use their own, so they never replace the images a user's platform runs on)."""
+    import os
+
+    return os.environ.get(IMAGE_NAMESPACE_ENV) or "ava"
+
+
 def runtime_image(runtime: Runtime) -> str:
     from ava_platform import __version__
 
-    return f"ava/runtime-{runtime.value}:{__version__}"
+    return f"{image_namespace()}/runtime-{runtime.value}:{__version__}"
 
 
 # -- secrets, versions, schedules (issue #5) ----------------------------------------------------

@@ -2,24 +2,48 @@
 # Makes sure a Docker engine answers. On a machine with none running, installs Debian's
 # docker.io (and debootstrap, which the offline base-image bootstrap needs) and starts dockerd
 # in the background. Idempotent: does nothing when `docker info` already works.
+#
+# Also installs, where missing, `jq` (the README's examples use it) and docker-compose (the
+# compose deployment). Best effort by default (`make up` needs neither); with --for-tests
+# (`make test`) both are required: the script exits 1 if either is still missing, so the tests
+# that need them never run without them.
 set -euo pipefail
+
+for_tests=0
+[ "${1:-}" = --for-tests ] && for_tests=1
 
 engine_up() { docker info >/dev/null 2>&1; }
 
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; }
+}
+
+# one tool: present, or installed now; else a warning (or, with --for-tests, a failure)
+require_tool() {
+  local what=$1 package=$2 probe=$3
+  eval "$probe" >/dev/null 2>&1 && return 0
+  echo "ensure-docker: installing $package" >&2
+  apt_install "$package" && eval "$probe" >/dev/null 2>&1 && return 0
+  if [ "$for_tests" = 1 ]; then
+    echo "ensure-docker: $what is missing and could not be installed (as root: apt-get install $package); the tests need it" >&2
+    exit 1
+  fi
+  echo "ensure-docker: $what is missing and could not be installed (apt-get install $package); only $4 need it" >&2
+}
+
 # docker-compose (Debian's v1.29) for the compose deployment and its test; `docker compose` (v2)
-# works as well where installed. Best effort: the engine itself does not need it.
-ensure_compose() {
-  command -v docker-compose >/dev/null 2>&1 && return 0
-  docker compose version >/dev/null 2>&1 && return 0
-  [ "$(id -u)" = 0 ] || return 0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1; } \
-    || echo "ensure-docker: could not install docker-compose (only the compose test needs it)" >&2
+# works as well where installed.
+ensure_tools() {
+  require_tool "docker-compose" docker-compose \
+    'command -v docker-compose || docker compose version' "the compose deployment and its tests"
+  require_tool "jq" jq 'command -v jq' "the README's examples"
 }
 
 if engine_up; then
-  command -v debootstrap >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -q debootstrap >/dev/null 2>&1 || true; }
-  ensure_compose
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap || true
+  ensure_tools
   exit 0
 fi
 
@@ -48,4 +72,4 @@ if ! engine_up; then
 fi
 
 engine_up || { echo "ensure-docker: dockerd did not come up; see /tmp/dockerd.log" >&2; exit 1; }
-ensure_compose
+ensure_tools

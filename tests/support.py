@@ -141,3 +141,57 @@ def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.
         running_process(argv, server_env(db_path, **env), port, stdout=log_file) as served,
     ):
         yield served
+
+
+# -- images: tests build and run under their own tags -------------------------------------------
+
+TEST_IMAGE_NAMESPACE = "ava-test"
+TEST_PLATFORM_IMAGE = f"{TEST_IMAGE_NAMESPACE}/platform:0.1.0"
+
+
+def user_image_refs() -> list[str]:
+    """The images a user's `make up` / `docker compose up` runs on (namespace `ava`)."""
+    from ava_platform import __version__
+    from ava_platform.images import RUNTIMES
+
+    names = [f"runtime-{name}" for name in ("base", *RUNTIMES)] + ["platform"]
+    return [f"ava/{name}:{__version__}" for name in names]
+
+
+def image_ids(refs: list[str]) -> dict[str, str | None]:
+    """The image id each ref points at (None: no such image)."""
+    ids: dict[str, str | None] = {}
+    for ref in refs:
+        out = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        ids[ref] = out.stdout.strip() if out.returncode == 0 else None
+    return ids
+
+
+@contextmanager
+def tests_namespace_env() -> Iterator[str]:
+    """`AVA_IMAGE_NAMESPACE` set to the tests' namespace for the block (then restored)."""
+    before = os.environ.get("AVA_IMAGE_NAMESPACE")
+    os.environ["AVA_IMAGE_NAMESPACE"] = TEST_IMAGE_NAMESPACE
+    try:
+        yield TEST_IMAGE_NAMESPACE
+    finally:
+        if before is None:
+            os.environ.pop("AVA_IMAGE_NAMESPACE", None)
+        else:
+            os.environ["AVA_IMAGE_NAMESPACE"] = before
+
+
+def build_test_images(runtimes: list[str] | None = None) -> list[str]:
+    """The runtime images (all when None) under the tests' namespace (`ava-test/runtime-*`),
+    through the same incremental code path as `make images`; the user's `ava/...` images are
+    not touched."""
+    from ava_platform.images import build_images
+
+    with tests_namespace_env():
+        return [r.tag for r in build_images(runtimes, log=lambda _line: None)]

@@ -1,6 +1,11 @@
 """docker-compose.yml end to end: build the platform image, bring the stack up with
 docker-compose (Debian's 1.29, or `docker compose`), run jobs through the `ava` CLI against it,
-check the deployment's shape, restart it, and tear it all down."""
+check the deployment's shape, restart it, and tear it all down.
+
+The stack is built and run under the tests' own image tags (`ava-test/...`, through
+AVA_PLATFORM_IMAGE and AVA_IMAGE_NAMESPACE), so a test run leaves the user's `ava/...` images
+exactly as it found them (checked). Without docker-compose (or `docker compose`) these tests
+fail: `make test` installs it (scripts/ensure-docker.sh --for-tests)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import (
+    ROOT,
+    TEST_IMAGE_NAMESPACE,
+    TEST_PLATFORM_IMAGE,
+    build_test_images,
+    free_port,
+    image_ids,
+    user_image_refs,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -34,11 +47,29 @@ def handler(input, env):
 """
 
 
+NO_COMPOSE = (
+    "neither docker-compose nor `docker compose` is installed, so the compose deployment "
+    "cannot be tested: `make test` installs it (bash scripts/ensure-docker.sh --for-tests); "
+    "install docker-compose and run again"
+)
+
+
 def compose_command() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    probe = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, check=False, timeout=60
+    )
     return ["docker", "compose"] if probe.returncode == 0 else None
+
+
+def require_compose() -> list[str]:
+    """The compose command; a missing one fails the test (never a skip: a green run must
+    mean the deployment was tested)."""
+    command = compose_command()
+    if command is None:
+        pytest.fail(NO_COMPOSE, pytrace=False)
+    return command
 
 
 class Stack:
@@ -49,9 +80,15 @@ class Stack:
         env_file = tmp / "ava.env"
         key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         env_file.write_text(f"AVA_INTERNAL_SECRET={SECRET}\nAVA_SECRET_KEY={key}\n")
-        self.env = {**os.environ, "AVA_ENV_FILE": str(env_file), "AVA_PORT": str(self.port)}
+        self.env = {
+            **os.environ,
+            "AVA_ENV_FILE": str(env_file),
+            "AVA_PORT": str(self.port),
+            "AVA_PLATFORM_IMAGE": TEST_PLATFORM_IMAGE,
+            "AVA_IMAGE_NAMESPACE": TEST_IMAGE_NAMESPACE,
+        }
         self.base = [
-            *(compose_command() or []),
+            *require_compose(),
             "-p",
             self.project,
             "-f",
@@ -88,12 +125,17 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if compose_command() is None:
-        pytest.skip("neither docker-compose nor `docker compose` is installed")
-    from ava_platform.images import build_images
+def users_images() -> dict[str, str | None]:
+    """The ids of the user's own images before this module touched the engine."""
+    return image_ids(user_image_refs())
 
-    build_images(log=lambda _line: None)  # what `make compose-prep` does: the FROM image exists
+
+@pytest.fixture(scope="module")
+def stack(
+    users_images: dict[str, str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    require_compose()
+    build_test_images()  # what `make compose-prep` does: the FROM image exists
     if HOST_CA.is_file():
         shutil.copyfile(HOST_CA, ROOT / "images" / "platform" / "extra-ca" / "host-ca.crt")
     s = Stack(tmp_path_factory.mktemp("compose"))
@@ -162,7 +204,9 @@ def test_the_deployment_has_the_promised_shape(stack: Stack) -> None:
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])
     assert env["AVA_INTERNAL_SECRET"] == SECRET  # from the env file
     logs = stack.compose("logs", "--no-color", "platform").stdout
-    assert "ava/runtime-python:0.1.0" in logs  # runtime images were checked (built if missing)
+    # runtime images were checked (built if missing), under the namespace it was given
+    assert f"{TEST_IMAGE_NAMESPACE}/runtime-python:0.1.0" in logs
+    assert info["Config"]["Image"] == TEST_PLATFORM_IMAGE
     job_lines = [
         json.loads(line[line.index("{") :])
         for line in logs.splitlines()
@@ -181,3 +225,10 @@ def test_data_survives_a_restart(stack: Stack) -> None:
     assert (
         json.loads(after.stdout)["meta"]["total"] == json.loads(before.stdout)["meta"]["total"] >= 2
     )
+
+
+def test_the_users_images_are_left_as_they_were(
+    stack: Stack, users_images: dict[str, str | None]
+) -> None:
+    # built, started and restarted: the user's `ava/...` images still point where they did
+    assert image_ids(user_image_refs()) == users_images

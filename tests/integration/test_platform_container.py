@@ -1,5 +1,9 @@
 """The platform image run on its own (`docker run`, driven by testcontainers), not only under
-compose: a runtime image missing at start is built before it serves, and jobs run through it."""
+compose: a runtime image missing at start is built before it serves, and jobs run through it.
+
+Everything here is under the tests' own tags (`ava-test/platform`, `ava-test/runtime-*`, set
+with AVA_IMAGE_NAMESPACE): the runtime image removed is the tests' copy, never the user's
+`ava/runtime-shell`, and the user's images are checked to be unchanged afterwards."""
 
 from __future__ import annotations
 
@@ -15,43 +19,60 @@ import pytest
 from testcontainers.core.container import DockerContainer
 
 from ava_platform.client import AvaClient, Identity
-from ava_platform.images import runtime_image_tag
-from tests.integration.test_compose import HOST_CA, Stack, compose_command
-from tests.support import ROOT
+from tests.integration.test_compose import HOST_CA, Stack, require_compose
+from tests.support import (
+    ROOT,
+    TEST_IMAGE_NAMESPACE,
+    TEST_PLATFORM_IMAGE,
+    build_test_images,
+    image_ids,
+    user_image_refs,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SECRET = "container-test-secret-0123456789"
-SHELL_TAG = runtime_image_tag("shell")
+SHELL_TAG = f"{TEST_IMAGE_NAMESPACE}/runtime-shell:0.1.0"
 
 
 def _image_exists(tag: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+    return image_ids([tag])[tag] is not None
 
 
 @pytest.fixture(scope="module")
-def platform_image(runtime_images: list[str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    if compose_command() is None:
-        pytest.skip("neither docker-compose nor `docker compose` is installed")
+def users_images() -> dict[str, str | None]:
+    """The ids of the user's own images before this module touched the engine."""
+    return image_ids(user_image_refs())
+
+
+@pytest.fixture(scope="module")
+def platform_image(
+    users_images: dict[str, str | None], tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    require_compose()
+    assert SHELL_TAG in build_test_images()
     if HOST_CA.is_file():
         (ROOT / "images" / "platform" / "extra-ca" / "host-ca.crt").write_bytes(
             HOST_CA.read_bytes()
         )
     built = Stack(tmp_path_factory.mktemp("image")).compose("build")
     assert built.returncode == 0, built.stdout + built.stderr
-    return "ava/platform:0.1.0"
+    return TEST_PLATFORM_IMAGE
 
 
 @pytest.fixture
 def platform(platform_image: str) -> Iterator[str]:
-    # the shell runtime image is gone: the container must build it before serving
-    subprocess.run(["docker", "image", "rm", "-f", SHELL_TAG], capture_output=True, check=True)
+    # the (tests') shell runtime image is gone: the container must build it before serving
+    subprocess.run(
+        ["docker", "image", "rm", "-f", SHELL_TAG], capture_output=True, check=True, timeout=120
+    )
     assert not _image_exists(SHELL_TAG)
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     container = (
         DockerContainer(platform_image)
         .with_env("AVA_INTERNAL_SECRET", SECRET)
         .with_env("AVA_SECRET_KEY", key)
+        .with_env("AVA_IMAGE_NAMESPACE", TEST_IMAGE_NAMESPACE)
         .with_volume_mapping("/var/run/docker.sock", "/var/run/docker.sock", "rw")
         .with_exposed_ports(8080)
     )
@@ -76,7 +97,7 @@ def _wait_ready(url: str, container: DockerContainer, timeout_s: float = 300) ->
 
 
 def test_missing_runtime_image_is_built_on_start_and_runs_jobs(
-    platform: str, tmp_path: Path
+    platform: str, users_images: dict[str, str | None], tmp_path: Path
 ) -> None:
     assert _image_exists(SHELL_TAG)
     who = Identity(
@@ -94,3 +115,34 @@ def test_missing_runtime_image_is_built_on_start_and_runs_jobs(
         done = ava.wait_for_job(job.id, timeout_s=120)
     assert done.status == "succeeded", done
     assert done.result == {"n": 42}
+    assert _job_image(done.id) == SHELL_TAG  # the job ran in the image the container built
+    # the user's `ava/...` images (runtime images and platform) were not replaced or removed
+    assert image_ids(user_image_refs()) == users_images
+
+
+def _job_image(job_id: str) -> str | None:
+    """The image of the job's (finished, kept or removed) container, from the engine's events."""
+    out = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            "10m",
+            "--until",
+            "0s",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            f"label=ava.job_id={job_id}",
+            "--format",
+            "{{.From}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = out.stdout.split()
+    return lines[0] if lines else None
