@@ -78,6 +78,24 @@ def check_link(name: str, target: str) -> None:
         raise refuse(f"link {name!r} points outside the bundle ({target[:200]!r})")
 
 
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, with every link on its way resolved, stays under `root`."""
+    real = Path(os.path.realpath(path))
+    return real == root or root in real.parents
+
+
+def check_tree(root: Path) -> None:
+    """No link anywhere in the unpacked tree resolves outside it. Each link was checked when
+    placed, but a link placed later can turn an earlier one's path into a way out."""
+    root = root.resolve()
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink() and not inside(root, path):
+                rel = path.relative_to(root).as_posix()
+                raise refuse(f"link {rel!r} points outside the bundle")
+
+
 class _Writer:
     """Writes entries under `root`, never following a link out of it, within the budgets."""
 
@@ -131,6 +149,9 @@ class _Writer:
         if path.exists() or path.is_symlink():
             raise refuse(f"link {name!r} replaces an existing entry")
         os.symlink(target, path)
+        # the target may pass through links placed before: resolve it against them
+        if not inside(self.root, path):
+            raise refuse(f"link {name!r} points outside the bundle through other links")
 
     def hardlink(self, name: str, source: str) -> None:
         src = self._path(source)
@@ -266,6 +287,7 @@ def unpack(data: bytes, kind: str, scratch: Path) -> Bundle:
         raise refuse(f"unknown archive kind {kind!r}")
     if writer.files == 0:
         raise refuse("the archive holds no files")
+    check_tree(root)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     return Bundle(root=root, digest=digest, files=writer.files, expanded_bytes=writer.written)
 
@@ -285,6 +307,7 @@ def hoist_single_dir(bundle: Bundle, entrypoint: str) -> Bundle:
     shutil.move(str(inner), hoisted)
     bundle.root.rmdir()
     hoisted.rename(bundle.root)
+    check_tree(bundle.root)  # a link that climbed into the old root now climbs out
     return bundle
 
 

@@ -63,6 +63,28 @@ def device(name: str) -> tarfile.TarInfo:
 
 MAIN = ("main.py", b"def handler(i, e):\n    return 1\n")
 
+
+def chained_links() -> bytes:
+    """Each link looks inside on its own; followed through each other, `up` is the host's /."""
+    deep = "/".join(f"d{i}" for i in range(12))
+    dirs = [tarfile.TarInfo("/".join(f"d{i}" for i in range(n + 1))) for n in range(12)]
+    for info in dirs:
+        info.type = tarfile.DIRTYPE
+    return tgz(
+        MAIN,
+        *dirs,
+        link(f"{deep}/x", "/".join([".."] * 12)),
+        link("up", f"{deep}/x/" + "/".join([".."] * 12)),
+    )
+
+
+def link_opened_by_a_later_link() -> bytes:
+    """`up` is inside when placed (d/x does not exist yet); `d/x -> ..` then makes it `/..`."""
+    folder = tarfile.TarInfo("d")
+    folder.type = tarfile.DIRTYPE
+    return tgz(MAIN, folder, link("up", "d/x/../.."), link("d/x", ".."))
+
+
 ATTACKS: dict[str, tuple[str, bytes]] = {
     "tar traversal": (bundles.TAR_GZ, tgz(MAIN, ("../evil.txt", b"x"))),
     "tar deep traversal": (bundles.TAR_GZ, tgz(MAIN, ("a/../../evil.txt", b"x"))),
@@ -73,6 +95,8 @@ ATTACKS: dict[str, tuple[str, bytes]] = {
         bundles.TAR_GZ,
         tgz(MAIN, link("d", "."), ("d/../../evil.txt", b"x")),
     ),
+    "tar chain of links out": (bundles.TAR_GZ, chained_links()),
+    "tar link opened by a later link": (bundles.TAR_GZ, link_opened_by_a_later_link()),
     "tar hard link out": (bundles.TAR_GZ, tgz(MAIN, link("h", "/etc/passwd", tarfile.LNKTYPE))),
     "tar device": (bundles.TAR_GZ, tgz(MAIN, device("null"))),
     "tar fifo": (bundles.TAR_GZ, tgz(MAIN, link("f", "", tarfile.FIFOTYPE))),
@@ -103,6 +127,23 @@ def test_attack_is_refused_and_nothing_escapes_scratch(tmp_path: Path, attack: s
         bundles.unpack(data, kind, scratch_in(tmp_path))
     assert refused.value.code == "invalid_bundle"
     assert_nothing_outside(tmp_path)
+
+
+def test_the_writer_never_reads_or_writes_through_a_link_out_of_the_root(tmp_path: Path) -> None:
+    # a link out can't be unpacked (the link checks refuse it), so plant one to test the guard
+    root = scratch_in(tmp_path) / "bundle"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "host-secret.txt").write_text("host")
+    (root / "out").symlink_to(outside)
+    writer = bundles._Writer(root)
+    with pytest.raises(BadRequest, match="through a link out of the bundle"):
+        writer.hardlink("copy.txt", "out/host-secret.txt")
+    with pytest.raises(BadRequest):
+        writer.file("out/evil.txt", io.BytesIO(b"x"), 0o644)
+    assert sorted(p.name for p in outside.iterdir()) == ["host-secret.txt"]
+    assert sorted(p.name for p in root.iterdir()) == ["out"]
 
 
 def test_zip_bomb_declared_size_is_refused_before_unpacking(tmp_path: Path) -> None:
