@@ -132,3 +132,13 @@ async def test_a_retry_is_not_claimed_before_it_is_due(db: Database) -> None:
         next_attempt_at=FAR,
     )
     assert await _claim(jobs) is None
+
+
+async def test_jobs_are_claimed_first_in_first_out(db: Database) -> None:
+    jobs = JobStore(db)
+    first = await _worker(db)
+    second = await _worker(db)
+    ids = await _enqueue(jobs, first, 3) + await _enqueue(jobs, second, 3)
+    claimed = [await _claim(jobs) for _ in range(6)]
+    assert claimed == ids
+    assert await _claim(jobs) is None
