@@ -352,6 +352,15 @@ def _seconds(start: str, end: str) -> float:
     return (parse(end) - parse(start)).total_seconds()
 
 
+def _label(container_id: str, name: str) -> str:
+    out = subprocess.run(
+        ["docker", "inspect", "-f", f'{{{{index .Config.Labels "{name}"}}}}', container_id],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def _container_jobs() -> set[str]:
     out = subprocess.run(
         [
@@ -394,4 +403,5 @@ def _assert_engine_healthy_and_clean(job_id: str) -> None:
     while job_id in _container_jobs() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert job_id not in _container_jobs()
-    assert isinstance(ava_containers(), list)
+    # the engine still answers for the platform's containers, and none of this job's is left
+    assert all(_label(c, "ava.job_id") != job_id for c in ava_containers())

@@ -22,15 +22,19 @@ from tests.support import headers, process_server, server_log
 pytestmark = pytest.mark.docker
 
 LEAKY = """
-import base64, sys, time, urllib.parse
+import base64, json, sys, time, urllib.parse
 
 def handler(input, env):
     time.sleep(input.get("s", 0))
     v = env["API_TOKEN"]
     print("raw", v)
     print("b64", base64.b64encode(v.encode()).decode())
+    print("b64-unpadded", base64.b64encode(v.encode()).decode().rstrip("="))
     print("b64url", base64.urlsafe_b64encode(v.encode()).decode())
+    print("b64url-unpadded", base64.urlsafe_b64encode(v.encode()).decode().rstrip("="))
     print("url", urllib.parse.quote(v, safe=""))
+    print("url-plus", urllib.parse.quote_plus(v, safe=""))
+    print("json", json.dumps(v))
     half = len(v) // 2
     sys.stdout.write("split " + v[:half]); sys.stdout.flush(); time.sleep(0.3)
     sys.stdout.write(v[half:] + " end\\n"); sys.stdout.flush()
@@ -40,18 +44,26 @@ def handler(input, env):
 
 
 def secret_value() -> str:
-    return f"tok/{uuid.uuid4().hex[:12]}+?&é=="
+    # a space, '+', '/', '&', '=' and a non-ASCII letter: every encoding differs from the raw
+    # value, and the base64 forms have padding to strip
+    return f"tok/{uuid.uuid4().hex[:12]}+? &é="  # 23 bytes
 
 
 def forms(value: str) -> list[str]:
     raw = value.encode()
-    return [
+    std, url = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    found = [
         value,
-        base64.b64encode(raw).decode(),
-        base64.urlsafe_b64encode(raw).decode(),
+        std,
+        std.rstrip("="),
+        url,
+        url.rstrip("="),
         urllib.parse.quote(value, safe=""),
-        value[: len(value) // 2] + value[len(value) // 2 :],
+        urllib.parse.quote_plus(value, safe=""),
+        json.dumps(value)[1:-1],
     ]
+    assert len(set(found)) == len(found), "each form must be a distinct string"
+    return found
 
 
 def leaky_worker(ava: Ava, value: str) -> str:
@@ -86,10 +98,73 @@ def test_secret_reaches_the_handler_and_every_log_line_is_redacted(ava: Ava) -> 
     for view in (text, ndjson.text, streamed):
         for form in forms(value):
             assert form not in view
-    expected = ["raw ***", "b64 ***", "b64url ***", "url ***", "split *** end", "stderr ***"]
+    expected = [
+        "raw ***",
+        "b64 ***",
+        "b64-unpadded ***",
+        "b64url ***",
+        "b64url-unpadded ***",
+        "url ***",
+        "url-plus ***",
+        'json "***"',
+        "split *** end",
+        "stderr ***",
+    ]
     # stdout and stderr are two streams: their relative order is not guaranteed
     assert sorted(text.splitlines()) == sorted(expected)
     assert sorted(streamed.splitlines()) == sorted(expected)
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "-----END PRIVATE KEY-----\n"
+)
+PEM_LEAKY = """
+import json
+
+def handler(input, env):
+    pem = env["PEM"]
+    if input.get("print"):
+        print(pem)
+        print(json.dumps(env))
+        print(env)
+        return {"echo": pem, "lines": pem.splitlines()}
+    if input.get("pad"):
+        raise ValueError("x" * input["pad"] + env["TOKEN24"] + "y" * 300)
+    raise ValueError("pem " + pem)
+"""
+
+
+def pem_pieces() -> list[str]:
+    return [line for line in PEM.splitlines() if line] + [" ".join(PEM.split())]
+
+
+def test_a_multi_line_secret_leaks_through_no_log_error_or_result(ava: Ava) -> None:
+    token = uuid.uuid4().hex[:24]
+    for name, secret in (("PEM", PEM), ("TOKEN24", token)):
+        assert ava.client.put(f"/secrets/{name}", json={"value": secret}).status_code == 201
+    worker = ava.worker("python", PEM_LEAKY, secrets=["PEM", "TOKEN24"], max_retries=0)
+    printed = ava.run(worker["id"], {"print": True})
+    assert printed["status"] == "succeeded", printed
+    raised = ava.run(worker["id"], {})
+    cut = ava.run(worker["id"], {"pad": 1976})
+    assert raised["status"] == cut["status"] == "failed"
+    assert raised["error"]["message"] == "ValueError: pem ***"
+    assert cut["error"]["message"].endswith("…[cut]") and len(cut["error"]["message"]) <= 2000
+    assert token[:4] not in cut["error"]["message"].replace("x", "")
+    views = [json.dumps(printed["result"]), json.dumps(raised), json.dumps(cut)]
+    views += [ava.logs(j["id"]) for j in (printed, raised, cut)]
+    views.append(
+        ava.client.get(
+            f"/jobs/{printed['id']}/logs", headers={"accept": "application/x-ndjson"}
+        ).text
+    )
+    for view in views:
+        for piece in [*pem_pieces(), json.dumps(PEM)[1:-1], token]:
+            assert piece not in view, (piece, view[:500])
+    assert printed["result"]["lines"] == ["***"] * 4
 
 
 def test_secret_is_never_in_the_container_env_or_labels(ava: Ava) -> None:

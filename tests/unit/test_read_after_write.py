@@ -19,10 +19,17 @@ def test_concurrent_triggers_with_wait_always_find_their_job(tmp_path: Path) -> 
             worker = c.post("/workers", json={"name": "w", "runtime": "python", "source_code": "x"})
             wid = worker.json()["id"]
 
-            def trigger(i: int) -> int:
+            def trigger(i: int) -> tuple[int, int, dict[str, object]]:
                 resp = c.post(f"/workers/{wid}/jobs", params={"wait": 10}, json={"input": {"i": i}})
-                return resp.status_code
+                read = c.get(f"/jobs/{resp.json()['id']}")  # at once, under the same load
+                return resp.status_code, read.status_code, read.json()
 
             with ThreadPoolExecutor(40) as pool:
-                codes = list(pool.map(trigger, range(120)))
-    assert set(codes) <= {200, 202}, sorted(set(codes))
+                answers = list(pool.map(trigger, range(120)))
+    assert {code for code, _, _ in answers} <= {200, 202}
+    assert [read for _, read, _ in answers] == [200] * 120
+    assert [job["input"] for _, _, job in answers] == [{"i": i} for i in range(120)]
+    # a trigger that answered 200 waited for the end: the job read after it has ended too
+    for code, _, job in answers:
+        if code == 200:
+            assert job["status"] == "succeeded" and job["result"] == job["input"]
