@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ava_platform.cli.config import CliOptions, ConfigProblem
-from ava_platform.client.errors import AvaApiError, AvaClientError
+from ava_platform.client.errors import AvaApiError, AvaClientError, AvaConnectionError, WaitTimeout
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,6 +45,23 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, AvaApiError) and exc.status in USAGE_STATUSES:
         return EXIT_USAGE
     return EXIT_FAILED
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The JSON error envelope's body: the server's own for an error answer; a client-side code
+    for the rest (`connection_error`, `wait_timeout`, `usage_error`)."""
+    if isinstance(exc, AvaApiError):
+        return {"code": exc.code, "message": exc.message, "details": exc.details}
+    if isinstance(exc, AvaConnectionError):
+        code = "connection_error"
+    elif isinstance(exc, WaitTimeout):
+        code = "wait_timeout"
+    elif isinstance(exc, ConfigProblem):
+        code = "usage_error"
+    else:
+        code = "client_error"
+    message = exc.args[0] if exc.args else type(exc).__name__
+    return {"code": code, "message": str(message), "details": None}
 
 
 def _cell(value: Any) -> str:
@@ -122,9 +139,11 @@ class Output:
         self.err.print(escape(text))
 
     def error(self, exc: BaseException) -> None:
-        if self.json_mode and isinstance(exc, AvaApiError):
-            body = {"code": exc.code, "message": exc.message, "details": exc.details}
-            sys.stderr.write(msgspec.json.encode({"error": body}).decode() + "\n")
+        """The failure on stderr: `{"error": {code, message, details}}` in JSON mode (whatever
+        the failure: an error answer, an unreachable server, a usage problem), else a message."""
+        if self.json_mode:
+            sys.stderr.write(msgspec.json.encode({"error": error_body(exc)}).decode() + "\n")
+            sys.stderr.flush()
             return
         message = exc.args[0] if isinstance(exc, ConfigProblem) else str(exc)
         self.err.print(f"[red]ava:[/red] {escape(message)}")
@@ -155,27 +174,27 @@ class Output:
         yield update
 
 
-def output(ctx: typer.Context, json_flag: bool = False) -> Output:
-    options = ctx.obj if isinstance(ctx.obj, CliOptions) else CliOptions()
-    return Output(json_mode=json_flag or options.json)
+def options(ctx: Any) -> CliOptions:
+    """The root command's options. `ctx` is whatever context typer passed: typer vendors its
+    own click, so the context is not necessarily an instance of `typer.Context`."""
+    obj = getattr(ctx, "obj", None)
+    return obj if isinstance(obj, CliOptions) else CliOptions()
 
 
-def options(ctx: typer.Context) -> CliOptions:
-    return ctx.obj if isinstance(ctx.obj, CliOptions) else CliOptions()
+def output(ctx: Any, json_flag: bool = False) -> Output:
+    return Output(json_mode=json_flag or options(ctx).json)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Client errors become a message on stderr and the matching exit code."""
+    """Client errors become a message on stderr (JSON with `--json`, given before or after the
+    command) and the matching exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except (AvaClientError, ConfigProblem) as exc:
-            ctx = kwargs.get("ctx")
-            json_mode = bool(kwargs.get("json_out")) or (
-                isinstance(ctx, typer.Context) and options(ctx).json
-            )
+            json_mode = bool(kwargs.get("json_out")) or options(kwargs.get("ctx")).json
             Output(json_mode=json_mode).error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
 

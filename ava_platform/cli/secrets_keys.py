@@ -81,7 +81,8 @@ def rotate_key(
 def key_status(
     db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
 ) -> None:
-    """How many secrets each key version holds, and which configured key that is."""
+    """How many secrets each key version holds, and which configured key that is; exits 1
+    when a key version is none of AVA_SECRET_KEY's (its secrets cannot be opened)."""
     from ava_platform.service.vault import key_id
 
     keys = _keys("AVA_SECRET_KEY")
@@ -98,8 +99,17 @@ def key_status(
         finally:
             await database.close()
 
+    unknown = 0
     for version, n in sorted(asyncio.run(count()).items()):
         typer.echo(f"{version}\t{n}\t{names.get(version, 'unknown key')}")
+        unknown += 0 if version in names else n
+    if unknown:
+        typer.echo(
+            f"ava secrets key-status: {unknown} secret(s) are under a key AVA_SECRET_KEY does not "
+            "hold; the server cannot open them (add that key to AVA_SECRET_KEY)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+
+def listening_url(host: str, servers: list[Any]) -> str:
+    """The address the server accepts connections on (the bound port, so `--port 0` shows
+    the one the system picked)."""
+    port = servers[0].sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 def _server_class() -> type:
@@ -18,6 +27,14 @@ def _server_class() -> type:
         def handle_exit(self, sig: int, frame: object) -> None:
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
             self._captured_signals.clear()
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            # started: the sockets listen and the app's startup hooks are done. On stdout, which
+            # nothing else uses: the logs (JSON off a terminal) go to stderr.
+            if self.started and not self.should_exit:
+                sys.stdout.write(f"listening on {listening_url(self.config.host, self.servers)}\n")
+                sys.stdout.flush()
 
     return Server
 

@@ -1,11 +1,15 @@
 """The real `ava` command against a real server running real containers: exit codes for each
 way a job ends, JSON that parses, logs followed live, secrets never echoed, completion, the
-profile file, and the worker/deploy/schedule commands."""
+profile file, and the worker/deploy/schedule commands. Without Docker: errors as JSON (`--json`
+before or after the command, an unreachable server too), `secrets key-status`, and the
+`listening on` line of `ava serve`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import SECRET, thread_server
+from tests.support import SECRET, SECRET_KEY, free_port, server_env, thread_server
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# the tests that run real containers; the others need only a server
+docker = pytest.mark.docker
+slow = pytest.mark.slow
 
 AVA = str(Path(sys.executable).with_name("ava"))
 HANDLER = """
@@ -125,6 +131,20 @@ def cli(server: str, tmp_path: Path) -> Cli:
     return Cli(server, tmp_path)
 
 
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server for commands that run no job (no runtime image needed)."""
+    with thread_server(tmp_path_factory.mktemp("cli-api") / "ava.db") as url:
+        yield url
+
+
+@pytest.fixture
+def api_cli(api_server: str, tmp_path: Path) -> Cli:
+    return Cli(api_server, tmp_path)
+
+
+@docker
+@slow
 def test_run_wait_exit_codes_for_each_outcome(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     ok = cli("jobs", "run", worker, "--input", '{"n": 1}', "--wait")
@@ -159,6 +179,8 @@ def test_run_wait_exit_codes_for_each_outcome(cli: Cli, tmp_path: Path) -> None:
     assert "cancelled" in (waiting.stderr.read() if waiting.stderr else "")
 
 
+@docker
+@slow
 def test_usage_and_auth_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     wrong_secret = cli("jobs", "run", worker, "--wait", env={"AVA_INTERNAL_SECRET": "x" * 20})
@@ -177,6 +199,8 @@ def test_usage_and_auth_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "worker_not_found" in missing.stderr
 
 
+@docker
+@slow
 def test_json_output_parses(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     listed = cli.json("workers", "list")
@@ -199,6 +223,8 @@ def test_json_output_parses(cli: Cli, tmp_path: Path) -> None:
     assert json.loads(error.stderr)["error"]["code"] == "job_not_found"
 
 
+@docker
+@slow
 def test_plain_output_off_a_tty(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     table = cli("workers", "list").stdout.splitlines()
@@ -209,6 +235,8 @@ def test_plain_output_off_a_tty(cli: Cli, tmp_path: Path) -> None:
     assert "\x1b[" not in cli("jobs", "list").stdout  # no colour codes into a pipe
 
 
+@docker
+@slow
 def test_follow_prints_lines_before_the_job_ends(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     proc = cli.popen("jobs", "run", worker, "--input", '{"sleep": 4}', "--follow")
@@ -229,6 +257,8 @@ def test_follow_prints_lines_before_the_job_ends(cli: Cli, tmp_path: Path) -> No
     assert cli("jobs", "logs", job_id).stdout == "first\nsecond\n"
 
 
+@docker
+@slow
 def test_secrets_are_never_echoed(cli: Cli, tmp_path: Path) -> None:
     value = f"s3cret-{uuid.uuid4().hex}"
     done = cli("secrets", "set", "API_TOKEN", stdin=value + "\n")
@@ -250,6 +280,8 @@ def test_secrets_are_never_echoed(cli: Cli, tmp_path: Path) -> None:
     assert cli("secrets", "list", "--json").stdout.count("API_TOKEN") == 0
 
 
+@docker
+@slow
 def test_shell_completion(cli: Cli) -> None:
     env = {"_AVA_COMPLETE": "complete_bash", "COMP_WORDS": "ava jo", "COMP_CWORD": "1"}
     assert "jobs" in cli(env=env).stdout.split()
@@ -270,6 +302,8 @@ def test_shell_completion(cli: Cli) -> None:
     assert "complete " in script.stdout  # a bash `complete` registration
 
 
+@docker
+@slow
 def test_profile_file_and_missing_settings(cli: Cli, tmp_path: Path) -> None:
     profile = tmp_path / "profile.toml"
     profile.write_text(
@@ -300,6 +334,8 @@ def test_profile_file_and_missing_settings(cli: Cli, tmp_path: Path) -> None:
     assert "AVA_INTERNAL_SECRET" in missing.stderr
 
 
+@docker
+@slow
 def test_worker_commands_deploy_and_schedules(cli: Cli, tmp_path: Path) -> None:
     worker = cli.worker(tmp_path)
     paused = cli.json("workers", "update", worker, "--status", "paused", "--config", "A=1")
@@ -337,3 +373,96 @@ def test_worker_commands_deploy_and_schedules(cli: Cli, tmp_path: Path) -> None:
     deleted = cli.json("workers", "delete", worker)
     assert deleted["status"] == "deprecated"
     assert cli.json("workers", "list", "--status", "deprecated")["meta"]["total"] == 1
+
+
+# -- without Docker -----------------------------------------------------------------------------
+
+
+def test_global_json_prints_api_errors_as_json(api_cli: Cli) -> None:
+    before = api_cli("--json", "workers", "get", "wkr_missing")
+    after = api_cli("workers", "get", "wkr_missing", "--json")
+    assert before.returncode == after.returncode == 1
+    assert before.stdout == after.stdout == ""
+    assert before.stderr == after.stderr  # the same envelope, wherever --json stands
+    assert json.loads(before.stderr) == {
+        "error": {
+            "code": "worker_not_found",
+            "message": "worker wkr_missing not found",
+            "details": None,
+        }
+    }
+    by_name = api_cli("--json", "jobs", "run", "no-such-worker")
+    assert by_name.returncode == 1
+    assert json.loads(by_name.stderr)["error"]["code"] == "worker_not_found"
+    # a command with no --json of its own follows the global flag too
+    log = api_cli("--json", "workers", "build-log", "wkr_missing", "1")
+    assert log.returncode == 1 and json.loads(log.stderr)["error"]["code"] == "worker_not_found"
+    plain = api_cli("workers", "get", "wkr_missing")
+    assert plain.returncode == 1 and plain.stderr.startswith("ava: worker_not_found")
+
+
+def test_an_unreachable_server_is_a_json_error(tmp_path: Path) -> None:
+    closed = Cli(f"http://127.0.0.1:{free_port()}", tmp_path)  # nothing listens there
+    for args in (("--json", "workers", "list"), ("workers", "list", "--json")):
+        done = closed(*args)
+        assert done.returncode == 1 and done.stdout == ""
+        error = json.loads(done.stderr)["error"]
+        assert error["code"] == "connection_error" and error["details"] is None
+        assert error["message"].startswith(f"cannot reach the AVA server at {closed.url}")
+    waiting = closed("--json", "jobs", "wait", "job_x")  # the async client's path
+    assert waiting.returncode == 1
+    last = waiting.stderr.splitlines()[-1]
+    assert json.loads(last)["error"]["code"] == "connection_error"
+    plain = closed("workers", "list")
+    assert plain.returncode == 1 and plain.stderr.startswith("ava: cannot reach")
+
+
+def test_key_status_fails_on_an_unknown_key(tmp_path: Path) -> None:
+    db = tmp_path / "ava.db"
+    with thread_server(db) as url, Cli(url, tmp_path).api() as api:
+        assert api.put("/secrets/API_TOKEN", json={"value": "s3cret"}).status_code in (200, 201)
+    other = base64.urlsafe_b64encode(b"o" * 32).decode()
+    env = {k: v for k, v in server_env(db).items() if k != "AVA_SECRET_KEY"}
+
+    def key_status(keys: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [AVA, "secrets", "key-status", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            env={**env, "AVA_SECRET_KEY": keys},
+            timeout=60,
+        )
+
+    known = key_status(SECRET_KEY)
+    assert known.returncode == 0, known.stderr
+    [(version, count, name)] = [line.split("\t") for line in known.stdout.splitlines()]
+    assert (count, name) == ("1", "current")
+    rotated = key_status(f"{other},{SECRET_KEY}")
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.splitlines() == [f"{version}\t1\tprevious #1"]
+    unknown = key_status(other)
+    assert unknown.returncode == 1
+    assert unknown.stdout.splitlines() == [f"{version}\t1\tunknown key"]
+    assert "1 secret(s) are under a key AVA_SECRET_KEY does not hold" in unknown.stderr
+
+
+def test_serve_prints_where_it_listens_once_it_accepts_connections(tmp_path: Path) -> None:
+    db = tmp_path / "ava.db"
+    out = tmp_path / "serve.out"
+    argv = [AVA, "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db)]
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, env=server_env(db), stdout=sink, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(r"^listening on (http://127\.0\.0\.1:(\d+))$", out.read_text(), re.M)
+            time.sleep(0.02)
+        assert found is not None, out.read_text()
+        assert int(found.group(2)) != 0  # the port the system picked, not the 0 asked for
+        # printed once the server accepts connections: the first request, not retried, works
+        assert httpx.get(f"{found.group(1)}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    assert out.read_text().count("listening on") == 1
