@@ -74,6 +74,18 @@ FINISHED = frozenset(
 )
 
 
+class AttemptOutcome(StrEnum):
+    """How one attempt ended: stored on the attempt, shown in the API, and what the retry
+    policy turns into the job's status."""
+
+    SUCCEEDED = "succeeded"  # the handler returned a JSON result
+    FAILED = "failed"  # the handler raised, exited non-zero or gave no result
+    TIMED_OUT = "timed_out"  # killed at timeout_seconds
+    CANCELLED = "cancelled"  # killed because a user cancelled the job
+    PLATFORM = "platform"  # the engine or image failed us, not the handler
+    WORKER_LOST = "worker_lost"  # the platform died (or lost its lease) while it ran
+
+
 class Trigger(StrEnum):
     API = "api"  # POST /workers/{id}/jobs
     SCHEDULE = "schedule"  # a cron schedule fired
@@ -219,9 +231,26 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     number: int
     started_at: str
     finished_at: str | None = None
-    outcome: str | None = None
+    outcome: AttemptOutcome | None = None
     exit_code: int | None = None
     error: ErrorInfo | None = None
+
+
+class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The worker as it stood when the job was queued: every attempt of the job, retries
+    included, runs with exactly these (the code is the pinned `worker_version`'s). Secret
+    values are not here: they are read when each attempt starts, so a rotation applies."""
+
+    runtime: Runtime
+    entrypoint: str
+    image: str | None = None  # a deployed version's own image; None: the runtime's image
+    config: dict[str, ConfigValue] = msgspec.field(default_factory=dict)
+    secrets: list[str] = msgspec.field(default_factory=list)  # names only
+    timeout_seconds: int
+    max_retries: int
+    memory_mb: int
+    cpus: float
+    network: Network
 
 
 class JobCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -245,6 +274,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     trigger: Trigger = Trigger.API
     schedule_id: str | None = None
     next_attempt_at: str | None = None
+    run: RunSettings  # the worker's settings this job runs with, fixed at trigger
     created_by: str
     created_at: str
     started_at: str | None = None
@@ -294,7 +324,7 @@ def runtime_image(runtime: Runtime) -> str:
     return f"{image_namespace()}/runtime-{runtime.value}:{__version__}"
 
 
-# -- secrets, versions, schedules (issue #5) ----------------------------------------------------
+# -- secrets, versions, schedules ----------------------------------------------------------------
 
 SecretValue = Annotated[
     str,

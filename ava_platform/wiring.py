@@ -76,8 +76,6 @@ class Platform:
             clock=self.clock,
             jobs=self.job_store,
             logs=self.log_store,
-            workers=self.worker_store,
-            versions=self.version_store,
             secrets=self.secrets,
             executor=self.executor,
             events=self.events,
@@ -91,7 +89,7 @@ class Platform:
         )
         self.events.subscribe(enqueued=self.scheduler.wake, cancel=self.scheduler.cancel)
         self.metrics.bind(self.job_store, lambda: self.scheduler.running_count, self.clock)
-        self._wire_issue5(settings, builder)
+        self._wire_deploys_and_schedules(settings, builder)
         self._run_scheduler = run_scheduler
 
     async def start(self) -> None:
@@ -110,7 +108,7 @@ class Platform:
         await self.executor.close()
         await self.db.close()
 
-    def _wire_issue5(self, settings: Settings, builder: ImageBuilder | None) -> None:
+    def _wire_deploys_and_schedules(self, settings: Settings, builder: ImageBuilder | None) -> None:
         """Secrets, deploys, versions and schedules."""
         self.secret_service = SecretService(self.secret_store, self.keyring, self.clock)
         self.build_store = BuildStore(self.db)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
+from typing import Any
 
 from ava_platform.executor.base import ContainerRef, OutputSink, RunResult, RunSpec
+from ava_platform.executor.protocol import encode_frame, read_envelope
 
-Script = Callable[[RunSpec, dict[str, object]], tuple[list[tuple[str, bytes]], int]]
+Script = Callable[[RunSpec, dict[str, Any]], tuple[list[tuple[str, bytes]], int]]
 
 
-def echo_script(spec: RunSpec, envelope: dict[str, object]) -> tuple[list[tuple[str, bytes]], int]:
-    frame = json.dumps({"ok": True, "result": envelope.get("input")})
-    return [("stdout", f"AVA-RESULT-{envelope['nonce']} {frame}\n".encode())], 0
+def echo_script(spec: RunSpec, envelope: dict[str, Any]) -> tuple[list[tuple[str, bytes]], int]:
+    return [
+        ("stdout", encode_frame(envelope["nonce"], {"ok": True, "result": envelope["input"]}))
+    ], 0
 
 
 class FakeExecutor:
@@ -24,7 +26,7 @@ class FakeExecutor:
 
     async def run(self, spec: RunSpec, on_output: OutputSink, cancel: asyncio.Event) -> RunResult:
         self.runs.append(spec)
-        envelope = json.loads(spec.envelope)
+        envelope = read_envelope(spec.envelope)
         try:
             await asyncio.wait_for(cancel.wait(), timeout=self.delay_s or 0.001)
             return RunResult(exit_code=137, cancelled=True)

@@ -8,6 +8,8 @@ import contextlib
 import uuid
 from datetime import timedelta
 
+import msgspec
+
 from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
 from ava_platform.errors import ExecutorError
@@ -145,20 +147,11 @@ class Scheduler:
             log.warning("recover_list_failed", job_id=job_id, error=exc.message)
         if container_id:
             await self._executor.kill_and_remove(container_id)
-        job = await self._jobs.get(None, job_id)
-        if job is None:
+        claimed = await self._jobs.current_attempt(job_id)
+        if claimed is None:
             return
-        claimed = Claimed(
-            job_id,
-            job.tenant_id,
-            job.worker_id,
-            job.worker_version,
-            attempt,
-            await self._jobs.lost_count(job_id),
-            0,
-            job.input,
-            job.max_retries,
-        )
+        # the attempt seen running; if it moved on since, the store drops this answer
+        claimed = msgspec.structs.replace(claimed, attempt=attempt)
         await self._runner.record(claimed, lost_outcome("the platform stopped during the attempt"))
         log.warning("attempt_recovered", job_id=job_id, attempt=attempt)
 

@@ -1,21 +1,17 @@
-"""Turns a container's raw output into log lines and the shim's result frame. Pure.
-
-The shim writes `AVA-RESULT-<nonce> <json>` on stdout; the nonce is fresh per attempt and never
-shown to user code, so nothing the handler prints can pass for the result. Lines are split
-here, before redaction, so a secret split across two writes is still seen whole.
+"""Turns a container's raw output into log lines and the shim's result frame (the format is
+in executor/protocol.py). Pure. Lines are split here, before redaction, so a secret split
+across two writes is still seen whole.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from ava_platform.clock import utcnow
+from ava_platform.executor.protocol import MAX_FRAME_BYTES, BadFrame, decode_frame, frame_marker
 from ava_platform.scheduler.redact import Redactor
 
 MAX_LINE_BYTES = 64 * 1024
-MAX_RESULT_BYTES = 1024 * 1024
 TRUNCATION_MARKER = (
     "[ava] log truncated: this job's log reached its {cap}-byte limit; later lines are dropped"
 )
@@ -30,7 +26,7 @@ class OutputCollector:
         redactor: Redactor | None = None,
         cap_bytes: int | None = None,
     ) -> None:
-        self._marker = f"AVA-RESULT-{nonce} ".encode()
+        self._marker = frame_marker(nonce)
         self._budget = budget_bytes
         self._cap = cap_bytes if cap_bytes is not None else budget_bytes
         self._redactor = redactor or Redactor(())
@@ -120,7 +116,7 @@ class OutputCollector:
     def _grow_frame(self, buf: bytearray) -> None:
         if not self._frame_overflow:
             self._frame_buf.extend(buf)
-            if len(self._frame_buf) > MAX_RESULT_BYTES + 64:
+            if len(self._frame_buf) > MAX_FRAME_BYTES:
                 self._frame_overflow = True
                 self._frame_buf = bytearray()
         buf.clear()
@@ -128,17 +124,17 @@ class OutputCollector:
     def _finish_frame(self, tail: bytes) -> None:
         if self._in_frame:
             data = bytes(self._frame_buf) + tail
-            overflow = self._frame_overflow or len(data) > MAX_RESULT_BYTES + 64
+            overflow = self._frame_overflow or len(data) > MAX_FRAME_BYTES
             self._in_frame = False
             self._frame_buf = bytearray()
         else:
-            data, overflow = tail, len(tail) > MAX_RESULT_BYTES + 64
+            data, overflow = tail, len(tail) > MAX_FRAME_BYTES
         if overflow:
             self.frame_error = "result_too_large"
             return
         try:
-            self.frame = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+            self.frame = decode_frame(data)
+        except BadFrame:
             self.frame_error = "bad_frame"
 
     def _emit(self, stream: str, raw: bytes) -> None:

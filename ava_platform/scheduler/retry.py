@@ -5,15 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ava_platform.models import JobStatus
-
-# outcomes of one attempt
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-TIMED_OUT = "timed_out"
-CANCELLED = "cancelled"
-PLATFORM = "platform"  # the engine or image failed us, not the handler
-WORKER_LOST = "worker_lost"  # the platform died while the attempt ran
+from ava_platform.models import AttemptOutcome, JobStatus
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,7 @@ def backoff_s(
 
 
 def decide(
-    outcome: str,
+    outcome: AttemptOutcome,
     *,
     attempt: int,
     max_retries: int,
@@ -42,11 +34,11 @@ def decide(
     base_s: float,
     rng: random.Random | None = None,
 ) -> Decision:
-    if outcome == SUCCEEDED:
+    if outcome is AttemptOutcome.SUCCEEDED:
         return Decision(JobStatus.SUCCEEDED, None)
-    if outcome == CANCELLED:
+    if outcome is AttemptOutcome.CANCELLED:
         return Decision(JobStatus.CANCELLED, None)
-    if outcome == WORKER_LOST:
+    if outcome is AttemptOutcome.WORKER_LOST:
         # not the handler's fault: retried on its own budget, so kill -9 never eats a retry
         if lost_count < max_lost:
             return Decision(JobStatus.QUEUED, 0.0)
@@ -54,4 +46,5 @@ def decide(
     failures = attempt - lost_count
     if failures <= max_retries:
         return Decision(JobStatus.QUEUED, backoff_s(failures, base_s=base_s, rng=rng))
-    return Decision(JobStatus.TIMED_OUT if outcome == TIMED_OUT else JobStatus.FAILED, None)
+    final = JobStatus.TIMED_OUT if outcome is AttemptOutcome.TIMED_OUT else JobStatus.FAILED
+    return Decision(final, None)

@@ -1,4 +1,9 @@
-"""One attempt of one job, split into steps: prepare, run the container, classify, record."""
+"""One attempt of one job, split into steps: prepare, run the container, classify, record.
+
+The claim hands over everything the attempt needs (the job's settings snapshot, the pinned
+version's code, the input bytes); only secret values are read here, at attempt start, so a
+rotation applies to the next attempt.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,16 @@ from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
 from ava_platform.errors import AvaError, ExecutorError
 from ava_platform.executor.base import Executor, RunResult, RunSpec
+from ava_platform.executor.protocol import MAX_RESULT_BYTES, build_envelope, job_env, new_nonce
 from ava_platform.log import get_logger
-from ava_platform.models import ErrorInfo, JobStatus, Network, Worker, WorkerVersion, runtime_image
+from ava_platform.models import AttemptOutcome, ErrorInfo, JobStatus, Network, runtime_image
 from ava_platform.scheduler import retry
-from ava_platform.scheduler.envelope import build_envelope, job_env, new_nonce
-from ava_platform.scheduler.output import MAX_RESULT_BYTES, OutputCollector
+from ava_platform.scheduler.output import OutputCollector
 from ava_platform.scheduler.redact import Redactor
 from ava_platform.service.events import JobEvents
 from ava_platform.service.secrets_source import MissingSecret, SecretSource
 from ava_platform.store.jobs import Claimed, JobStore
 from ava_platform.store.logs import LogStore
-from ava_platform.store.workers import VersionStore, WorkerStore
 
 log = get_logger("ava.runner")
 FLUSH_INTERVAL_S = 0.1
@@ -33,7 +37,7 @@ CUT_MARKER = " …[cut]"
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    kind: str  # one of retry.SUCCEEDED, FAILED, ...
+    kind: AttemptOutcome
     result: Any = None
     error: ErrorInfo | None = None
     exit_code: int | None = None
@@ -47,8 +51,6 @@ class AttemptRunner:
         clock: Clock,
         jobs: JobStore,
         logs: LogStore,
-        workers: WorkerStore,
-        versions: VersionStore,
         secrets: SecretSource,
         executor: Executor,
         events: JobEvents,
@@ -58,20 +60,17 @@ class AttemptRunner:
         self._clock = clock
         self._jobs = jobs
         self._logs = logs
-        self._workers = workers
-        self._versions = versions
         self._secrets = secrets
         self._executor = executor
         self._events = events
         self._observer = observer
 
     async def run(self, claimed: Claimed, cancel: asyncio.Event) -> None:
-        structlog_ctx = {"job_id": claimed.job_id, "attempt": claimed.attempt}
         # each attempt runs in its own task, so this context is the attempt's alone
         structlog.contextvars.bind_contextvars(
             job_id=claimed.job_id, worker_id=claimed.worker_id, tenant_id=claimed.tenant_id
         )
-        log.info("attempt_started", worker_id=claimed.worker_id, **structlog_ctx)
+        log.info("attempt_started", job_id=claimed.job_id, attempt=claimed.attempt)
         if self._observer is not None:
             self._observer.attempt_started(claimed)
         try:
@@ -86,22 +85,18 @@ class AttemptRunner:
             # a bug or a store fault must not leave the job running forever
             log.exception("attempt_crashed", job_id=claimed.job_id, error_type=type(exc).__name__)
             outcome = _failed(
-                "platform", f"internal error: {type(exc).__name__}", kind=retry.PLATFORM
+                "platform", f"internal error: {type(exc).__name__}", AttemptOutcome.PLATFORM
             )
         await self.record(claimed, outcome)
 
     async def _attempt(self, claimed: Claimed, cancel: asyncio.Event) -> Outcome:
-        worker = await self._workers.get_any_tenant(claimed.worker_id)
-        version = await self._versions.get(claimed.worker_id, claimed.worker_version)
-        if worker is None or version is None:
-            return _failed("platform", "the worker or its version is gone")
         try:
-            secret_values = await self._secrets.resolve(worker.tenant_id, worker.secrets)
+            secret_values = await self._secrets.resolve(claimed.tenant_id, claimed.run.secrets)
         except MissingSecret as exc:
-            return Outcome(retry.FAILED, error=ErrorInfo("missing_secret", exc.message))
+            return Outcome(AttemptOutcome.FAILED, error=ErrorInfo("missing_secret", exc.message))
         except AvaError as exc:
             return _failed(
-                "platform", f"cannot read the job's secrets: {exc.code}", kind=retry.PLATFORM
+                "platform", f"cannot read the job's secrets: {exc.code}", AttemptOutcome.PLATFORM
             )
         nonce = new_nonce()
         redactor = Redactor(secret_values.values())
@@ -111,12 +106,12 @@ class AttemptRunner:
             cap_bytes=self._settings.log_cap_bytes,
             redactor=redactor,
         )
-        spec = self._spec(claimed, worker, version, nonce, secret_values)
+        spec = run_spec(claimed, nonce, secret_values)
         flusher = asyncio.create_task(self._flush_loop(claimed, collector))
         try:
             result = await self._executor.run(spec, collector.feed, cancel)
         except ExecutorError as exc:
-            return _failed("platform", exc.message, kind=retry.PLATFORM)
+            return _failed("platform", exc.message, AttemptOutcome.PLATFORM)
         finally:
             collector.close()
             flusher.cancel()
@@ -125,37 +120,7 @@ class AttemptRunner:
             await self._flush(claimed, collector)
         if self._observer is not None and result.start_latency_s is not None:
             self._observer.container_started(result.start_latency_s)
-        return classify(result, collector, worker.timeout_seconds, redactor)
-
-    def _spec(
-        self,
-        claimed: Claimed,
-        worker: Worker,
-        version: WorkerVersion,
-        nonce: str,
-        secrets: dict[str, str],
-    ) -> RunSpec:
-        env = job_env(worker, secrets, claimed.job_id, claimed.attempt)
-        envelope = build_envelope(
-            nonce=nonce,
-            job_id=claimed.job_id,
-            attempt=claimed.attempt,
-            version=version,
-            input=claimed.input,
-            env=env,
-        )
-        return RunSpec(
-            job_id=claimed.job_id,
-            tenant_id=claimed.tenant_id,
-            worker_id=claimed.worker_id,
-            attempt=claimed.attempt,
-            image=version.image or runtime_image(worker.runtime),
-            envelope=envelope,
-            memory_mb=worker.memory_mb,
-            cpus=worker.cpus,
-            network_enabled=worker.network is Network.EGRESS,
-            timeout_s=float(worker.timeout_seconds),
-        )
+        return classify(result, collector, claimed.run.timeout_seconds, redactor)
 
     async def _flush_loop(self, claimed: Claimed, collector: OutputCollector) -> None:
         while True:
@@ -171,11 +136,11 @@ class AttemptRunner:
             self._events.changed(claimed.job_id)
 
     async def record(self, claimed: Claimed, outcome: Outcome) -> None:
-        lost = outcome.kind == retry.WORKER_LOST
+        lost = outcome.kind is AttemptOutcome.WORKER_LOST
         decision = retry.decide(
             outcome.kind,
             attempt=claimed.attempt,
-            max_retries=claimed.max_retries,
+            max_retries=claimed.run.max_retries,
             lost_count=claimed.lost_count + (1 if lost else 0),
             max_lost=self._settings.max_worker_lost,
             base_s=self._settings.retry_base_s,
@@ -200,7 +165,7 @@ class AttemptRunner:
             "attempt_finished",
             job_id=claimed.job_id,
             attempt=claimed.attempt,
-            outcome=outcome.kind,
+            outcome=outcome.kind.value,
             status=decision.status.value,
             accepted=accepted,
         )
@@ -213,6 +178,35 @@ class AttemptRunner:
             self._events.finished(claimed.job_id)
 
 
+def run_spec(claimed: Claimed, nonce: str, secrets: dict[str, str]) -> RunSpec:
+    run = claimed.run
+    env = job_env(
+        run, secrets, worker_id=claimed.worker_id, job_id=claimed.job_id, attempt=claimed.attempt
+    )
+    envelope = build_envelope(
+        nonce=nonce,
+        job_id=claimed.job_id,
+        worker_id=claimed.worker_id,
+        attempt=claimed.attempt,
+        entrypoint=run.entrypoint,
+        source=claimed.source_code if run.image is None else None,
+        input_json=claimed.input_json,
+        env=env,
+    )
+    return RunSpec(
+        job_id=claimed.job_id,
+        tenant_id=claimed.tenant_id,
+        worker_id=claimed.worker_id,
+        attempt=claimed.attempt,
+        image=run.image or runtime_image(run.runtime),
+        envelope=envelope,
+        memory_mb=run.memory_mb,
+        cpus=run.cpus,
+        network_enabled=run.network is Network.EGRESS,
+        timeout_s=float(run.timeout_seconds),
+    )
+
+
 def classify(
     result: RunResult,
     collector: OutputCollector,
@@ -223,11 +217,16 @@ def classify(
     code = result.exit_code
     if result.cancelled:
         return Outcome(
-            retry.CANCELLED, error=ErrorInfo("cancelled", "cancelled by a user"), exit_code=code
+            AttemptOutcome.CANCELLED,
+            error=ErrorInfo("cancelled", "cancelled by a user"),
+            exit_code=code,
         )
     if result.timed_out:
         return _failed(
-            "timeout", f"the attempt exceeded timeout_seconds={timeout_s}", retry.TIMED_OUT, code
+            "timeout",
+            f"the attempt exceeded timeout_seconds={timeout_s}",
+            AttemptOutcome.TIMED_OUT,
+            code,
         )
     if result.oom_killed:
         return _failed("out_of_memory", "the container ran out of memory and was killed", code=code)
@@ -265,12 +264,17 @@ def _success(result: Any, code: int | None) -> Outcome:
         return _failed(
             "result_too_large", f"the result exceeds {MAX_RESULT_BYTES} bytes", code=code
         )
-    return Outcome(retry.SUCCEEDED, result=result, exit_code=code)
+    return Outcome(AttemptOutcome.SUCCEEDED, result=result, exit_code=code)
 
 
-def _failed(type_: str, message: str, kind: str = retry.FAILED, code: int | None = None) -> Outcome:
+def _failed(
+    type_: str,
+    message: str,
+    kind: AttemptOutcome = AttemptOutcome.FAILED,
+    code: int | None = None,
+) -> Outcome:
     return Outcome(kind, error=ErrorInfo(type_, message), exit_code=code)
 
 
 def lost_outcome(message: str) -> Outcome:
-    return Outcome(retry.WORKER_LOST, error=ErrorInfo("worker_lost", message))
+    return Outcome(AttemptOutcome.WORKER_LOST, error=ErrorInfo("worker_lost", message))

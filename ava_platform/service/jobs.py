@@ -12,7 +12,17 @@ import msgspec
 from ava_platform.clock import Clock, iso
 from ava_platform.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from ava_platform.ids import new_id
-from ava_platform.models import FINISHED, Job, JobStatus, LogLine, Trigger, WorkerStatus
+from ava_platform.models import (
+    FINISHED,
+    Job,
+    JobStatus,
+    LogLine,
+    RunSettings,
+    Trigger,
+    Worker,
+    WorkerStatus,
+    WorkerVersion,
+)
 from ava_platform.service.auth import Permission, Principal
 from ava_platform.service.events import JobEvents
 from ava_platform.service.workers import WorkerService
@@ -31,6 +41,22 @@ class JobQuery:
     worker_id: str | None = None
     page: int = 1
     per_page: int = 20
+
+
+def snapshot(worker: Worker, version: WorkerVersion) -> RunSettings:
+    """The settings a job keeps from the moment it is queued (README: decisions)."""
+    return RunSettings(
+        runtime=worker.runtime,
+        entrypoint=version.entrypoint,
+        image=version.image,
+        config=dict(worker.config),
+        secrets=list(worker.secrets),
+        timeout_seconds=worker.timeout_seconds,
+        max_retries=worker.max_retries,
+        memory_mb=worker.memory_mb,
+        cpus=worker.cpus,
+        network=worker.network,
+    )
 
 
 class JobService:
@@ -71,29 +97,27 @@ class JobService:
             raise BadRequest(
                 "Idempotency-Key must be 1-255 printable ASCII characters", code="bad_header"
             )
-        if len(msgspec.json.encode(input)) > MAX_INPUT_BYTES:
+        input_json = msgspec.json.encode(input)  # encoded once: these bytes are stored
+        if len(input_json) > MAX_INPUT_BYTES:
             raise PayloadTooLarge(f"input exceeds {MAX_INPUT_BYTES} bytes", code="input_too_large")
-        if worker.source_code is None and await self._workers.needs_source(worker):
-            raise Conflict(
-                "worker has no source: set source_code or deploy a bundle",
-                code="worker_has_no_source",
-            )
+        version = await self._workers.runnable_version(worker)
         now = self._clock.now()
         job = Job(
             id=new_id("job"),
             tenant_id=who.tenant_id,
             worker_id=worker.id,
-            worker_version=worker.version,
+            worker_version=version.version,
             status=JobStatus.QUEUED,
             input=input,
             max_retries=worker.max_retries,
             trigger=trigger,
             schedule_id=schedule_id,
+            run=snapshot(worker, version),
             created_by=who.user_id,
             created_at=iso(now),
         )
         stored, created = await self._jobs.enqueue(
-            job, idempotency_key, iso(now - IDEMPOTENCY_WINDOW)
+            job, input_json, idempotency_key, iso(now - IDEMPOTENCY_WINDOW)
         )
         if created:
             self._events.enqueued()

@@ -18,6 +18,7 @@ from ava_platform.models import (
     WorkerCreate,
     WorkerPatch,
     WorkerStatus,
+    WorkerVersion,
 )
 from ava_platform.service.auth import Permission, Principal
 from ava_platform.service.validation import (
@@ -110,10 +111,16 @@ class WorkerService:
         now = iso(self._clock.now())
         return await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
 
-    async def needs_source(self, worker: Worker) -> bool:
-        """True when the worker's current version has neither inline source nor a bundle."""
+    async def runnable_version(self, worker: Worker) -> WorkerVersion:
+        """The worker's current version, or Conflict when it has nothing to run (neither
+        inline source nor a bundle's image)."""
         version = await self._versions.get(worker.id, worker.version)
-        return version is None or (version.source_code is None and version.image is None)
+        if version is None or (version.source_code is None and version.image is None):
+            raise Conflict(
+                "worker has no source: set source_code or deploy a bundle",
+                code="worker_has_no_source",
+            )
+        return version
 
     async def deprecate(self, who: Principal, worker_id: str) -> Worker:
         who.require(Permission.MANAGE)

@@ -9,18 +9,27 @@ from typing import Any
 
 import msgspec
 
-from ava_platform.models import Attempt, ErrorInfo, Job, JobStatus
+from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.db import Database
 
 _JOB_COLUMNS = (
     "id, tenant_id, worker_id, worker_version, status, input, result, error, attempt, "
-    "max_retries, trigger, schedule_id, next_attempt_at, created_by, created_at, started_at, "
-    "finished_at"
+    "max_retries, trigger, schedule_id, next_attempt_at, run, created_by, created_at, "
+    "started_at, finished_at"
+)
+# what an attempt needs, read in the claim's own transaction
+_CLAIMED_SQL = (
+    "SELECT j.id AS job_id, j.tenant_id, j.worker_id, j.worker_version, j.attempt, j.lost_count, "
+    "j.log_bytes, j.run, j.input AS input_json, v.source_code FROM jobs j "
+    "LEFT JOIN worker_versions v ON v.worker_id = j.worker_id AND v.version = j.worker_version "
+    "WHERE j.id = ?"
 )
 _ACTIVE = "('queued', 'running')"
 
 
-class Claimed(msgspec.Struct, frozen=True):
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one attempt needs, so the runner reads nothing else but secret values."""
+
     job_id: str
     tenant_id: str
     worker_id: str
@@ -28,8 +37,9 @@ class Claimed(msgspec.Struct, frozen=True):
     attempt: int
     lost_count: int
     log_bytes: int
-    input: Any
-    max_retries: int = 0
+    run: RunSettings
+    source_code: str | None  # the pinned version's inline source; None: a bundle's image
+    input_json: bytes  # the input exactly as validated and stored, never decoded here
 
 
 class RunningRow(msgspec.Struct, frozen=True):
@@ -48,8 +58,17 @@ def _job(row: sqlite3.Row, attempts: list[Attempt]) -> Job:
     data["input"] = msgspec.json.decode(data["input"])
     data["result"] = msgspec.json.decode(data["result"]) if data["result"] else None
     data["error"] = msgspec.json.decode(data["error"]) if data["error"] else None
+    data["run"] = msgspec.json.decode(data["run"])
     data["attempts"] = attempts
     return msgspec.convert(data, Job)
+
+
+def _claimed(row: sqlite3.Row) -> Claimed:
+    data = dict(row)
+    data["run"] = msgspec.json.decode(data["run"], type=RunSettings)
+    raw = data["input_json"]
+    data["input_json"] = raw.encode() if isinstance(raw, str) else bytes(raw)
+    return msgspec.convert(data, Claimed)
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
@@ -65,9 +84,10 @@ class JobStore:
     # -- queueing ---------------------------------------------------------------------------
 
     async def enqueue(
-        self, job: Job, idempotency_key: str | None, window_start: str
+        self, job: Job, input_json: bytes, idempotency_key: str | None, window_start: str
     ) -> tuple[Job, bool]:
-        """Inserts `job`, or returns the job already queued under the same key in the window."""
+        """Inserts `job` with `input_json` (its input, encoded once by the caller that checked
+        it), or returns the job already queued under the same key in the window."""
         async with self._db.transaction() as conn:
             if idempotency_key is not None:
                 async with conn.execute(
@@ -85,17 +105,18 @@ class JobStore:
                     )
             await conn.execute(
                 "INSERT INTO jobs (id, tenant_id, worker_id, worker_version, status, input, "
-                "max_retries, trigger, schedule_id, idempotency_key, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                "max_retries, trigger, schedule_id, run, idempotency_key, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.tenant_id,
                     job.worker_id,
                     job.worker_version,
-                    _json(job.input),
+                    input_json.decode(),
                     job.max_retries,
                     job.trigger.value,
                     job.schedule_id,
+                    msgspec.json.encode(job.run).decode(),
                     idempotency_key,
                     job.created_by,
                     job.created_at,
@@ -180,8 +201,7 @@ class JobStore:
                 "  ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1"
                 ") AND status = 'queued' "
                 "AND (SELECT count(*) FROM jobs WHERE status = 'running') < :max_running "
-                "RETURNING id, tenant_id, worker_id, worker_version, attempt, lost_count, "
-                "log_bytes, input, max_retries",
+                "RETURNING id, attempt",
                 {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
             ) as cur:
                 row = await cur.fetchone()
@@ -191,10 +211,14 @@ class JobStore:
                 "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
                 (row["id"], row["attempt"], now),
             )
-        data = dict(row)
-        data["job_id"] = data.pop("id")
-        data["input"] = msgspec.json.decode(data["input"])
-        return msgspec.convert(data, Claimed)
+            async with conn.execute(_CLAIMED_SQL, (row["id"],)) as cur:
+                full = await cur.fetchone()
+        return _claimed(full) if full is not None else None
+
+    async def current_attempt(self, job_id: str) -> Claimed | None:
+        """The job's current attempt as its claim returned it (for recovering a lost one)."""
+        row = await self._db.fetchone(_CLAIMED_SQL, (job_id,))
+        return _claimed(row) if row is not None else None
 
     async def finish_attempt(
         self,
@@ -202,7 +226,7 @@ class JobStore:
         attempt: int,
         *,
         now: str,
-        outcome: str,
+        outcome: AttemptOutcome,
         exit_code: int | None,
         error: ErrorInfo | None,
         result: Any,
@@ -236,7 +260,7 @@ class JobStore:
                 "WHERE job_id = ? AND number = ?",
                 (
                     now,
-                    outcome,
+                    outcome.value,
                     exit_code,
                     _json(msgspec.to_builtins(error)) if error else None,
                     job_id,
@@ -290,10 +314,6 @@ class JobStore:
             elif status is JobStatus.RUNNING:
                 await conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
         return status
-
-    async def lost_count(self, job_id: str) -> int:
-        row = await self._db.fetchone("SELECT lost_count FROM jobs WHERE id = ?", (job_id,))
-        return int(row[0]) if row else 0
 
     async def queue_stats(self) -> dict[str, Any]:
         rows = await self._db.fetchall("SELECT status, count(*) AS n FROM jobs GROUP BY status")

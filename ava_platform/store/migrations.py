@@ -159,4 +159,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE worker_versions ADD COLUMN bundle INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE worker_versions ADD COLUMN finished_at TEXT;
     """,
+    # 4: each job keeps the worker's settings it was queued with; older jobs get their
+    # worker's current settings, the closest truth left
+    """
+    ALTER TABLE jobs ADD COLUMN run TEXT;
+    UPDATE jobs SET run = (
+        SELECT json_object(
+            'runtime', w.runtime, 'entrypoint', coalesce(v.entrypoint, w.entrypoint),
+            'image', v.image, 'config', json(w.config), 'secrets', json(w.secrets),
+            'timeout_seconds', w.timeout_seconds, 'max_retries', jobs.max_retries,
+            'memory_mb', w.memory_mb, 'cpus', w.cpus, 'network', w.network)
+        FROM workers w LEFT JOIN worker_versions v
+            ON v.worker_id = w.id AND v.version = jobs.worker_version
+        WHERE w.id = jobs.worker_id
+    );
+    """,
 ]

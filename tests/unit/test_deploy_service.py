@@ -82,7 +82,7 @@ async def test_version_moves_only_when_the_build_is_ready(
     log = await platform.versions.build_log(WHO, wid, 2)
     assert "Step 1/1" in log and "[ava] built" in log
     assert builder.built == [f"ava/worker-{wid}:2"]
-    assert not await platform.workers.needs_source(worker)
+    assert (await platform.workers.runnable_version(worker)).version == worker.version
 
 
 async def test_failed_build_keeps_the_old_version_and_says_why(

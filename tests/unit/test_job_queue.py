@@ -6,11 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ava_platform.clock import SystemClock, utcnow
 from ava_platform.ids import new_id
-from ava_platform.models import Job, JobStatus, Role, Runtime, WorkerCreate
+from ava_platform.models import (
+    AttemptOutcome,
+    Job,
+    JobStatus,
+    Network,
+    Role,
+    RunSettings,
+    Runtime,
+    WorkerCreate,
+)
 from ava_platform.service.auth import Principal
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.db import Database
@@ -19,6 +29,15 @@ from ava_platform.store.workers import VersionStore, WorkerStore
 
 ADMIN = Principal("ten_a", "usr_a", Role.ADMIN)
 FAR = "9999-01-01T00:00:00.000000Z"
+RUN = RunSettings(
+    runtime=Runtime.PYTHON,
+    entrypoint="main.py",
+    timeout_seconds=30,
+    max_retries=0,
+    memory_mb=256,
+    cpus=1.0,
+    network=Network.NONE,
+)
 
 
 @pytest.fixture
@@ -47,10 +66,11 @@ async def _enqueue(jobs: JobStore, worker_id: str, n: int) -> list[str]:
             worker_version=1,
             status=JobStatus.QUEUED,
             input={"i": i},
+            run=RUN,
             created_by="u",
             created_at=utcnow(),
         )
-        await jobs.enqueue(job, None, "")
+        await jobs.enqueue(job, msgspec.json.encode(job.input), None, "")
         ids.append(job.id)
     return ids
 
@@ -91,7 +111,7 @@ async def test_an_old_attempts_answer_is_dropped(db: Database) -> None:
         job_id,
         1,
         now=utcnow(),
-        outcome="failed",
+        outcome=AttemptOutcome.FAILED,
         exit_code=1,
         error=None,
         result=None,
@@ -104,7 +124,7 @@ async def test_an_old_attempts_answer_is_dropped(db: Database) -> None:
         job_id,
         1,
         now=utcnow(),
-        outcome="succeeded",
+        outcome=AttemptOutcome.SUCCEEDED,
         exit_code=0,
         error=None,
         result="stale",
@@ -124,7 +144,7 @@ async def test_a_retry_is_not_claimed_before_it_is_due(db: Database) -> None:
         job_id,
         1,
         now=utcnow(),
-        outcome="failed",
+        outcome=AttemptOutcome.FAILED,
         exit_code=1,
         error=None,
         result=None,

@@ -4,11 +4,13 @@ import random
 
 import pytest
 
-from ava_platform.models import JobStatus
+from ava_platform.models import AttemptOutcome, JobStatus
 from ava_platform.scheduler import retry
 
 
-def _decide(outcome: str, attempt: int, max_retries: int = 2, lost: int = 0) -> retry.Decision:
+def _decide(
+    outcome: AttemptOutcome, attempt: int, max_retries: int = 2, lost: int = 0
+) -> retry.Decision:
     return retry.decide(
         outcome,
         attempt=attempt,
@@ -30,19 +32,19 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
 
 
 def test_failures_are_retried_up_to_max_retries() -> None:
-    assert _decide(retry.FAILED, 1).status is JobStatus.QUEUED
-    assert _decide(retry.FAILED, 2).status is JobStatus.QUEUED
-    final = _decide(retry.FAILED, 3)
+    assert _decide(AttemptOutcome.FAILED, 1).status is JobStatus.QUEUED
+    assert _decide(AttemptOutcome.FAILED, 2).status is JobStatus.QUEUED
+    final = _decide(AttemptOutcome.FAILED, 3)
     assert final == retry.Decision(JobStatus.FAILED, None)
 
 
 def test_last_timeout_ends_timed_out_and_platform_faults_retry() -> None:
-    assert _decide(retry.TIMED_OUT, 1, max_retries=0).status is JobStatus.TIMED_OUT
-    assert _decide(retry.PLATFORM, 1, max_retries=1).status is JobStatus.QUEUED
-    assert _decide(retry.PLATFORM, 2, max_retries=1).status is JobStatus.FAILED
+    assert _decide(AttemptOutcome.TIMED_OUT, 1, max_retries=0).status is JobStatus.TIMED_OUT
+    assert _decide(AttemptOutcome.PLATFORM, 1, max_retries=1).status is JobStatus.QUEUED
+    assert _decide(AttemptOutcome.PLATFORM, 2, max_retries=1).status is JobStatus.FAILED
 
 
-@pytest.mark.parametrize("outcome", [retry.SUCCEEDED, retry.CANCELLED])
+@pytest.mark.parametrize("outcome", [AttemptOutcome.SUCCEEDED, AttemptOutcome.CANCELLED])
 def test_success_and_cancel_are_final(outcome: str) -> None:
     decision = _decide(outcome, 1)
     assert decision.retry_in_s is None
@@ -51,9 +53,9 @@ def test_success_and_cancel_are_final(outcome: str) -> None:
 
 def test_lost_attempts_have_their_own_budget() -> None:
     # with no retries allowed, a lost attempt is still run again, immediately
-    assert _decide(retry.WORKER_LOST, 1, max_retries=0, lost=1) == retry.Decision(
+    assert _decide(AttemptOutcome.WORKER_LOST, 1, max_retries=0, lost=1) == retry.Decision(
         JobStatus.QUEUED, 0.0
     )
-    assert _decide(retry.WORKER_LOST, 3, max_retries=0, lost=3).status is JobStatus.FAILED
+    assert _decide(AttemptOutcome.WORKER_LOST, 3, max_retries=0, lost=3).status is JobStatus.FAILED
     # a real failure after two lost attempts is the first failure
-    assert _decide(retry.FAILED, 3, max_retries=1, lost=2).status is JobStatus.QUEUED
+    assert _decide(AttemptOutcome.FAILED, 3, max_retries=1, lost=2).status is JobStatus.QUEUED
