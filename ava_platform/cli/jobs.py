@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from ava_platform.cli.workers import WorkerRef, resolve_worker
 from ava_platform.client import AsyncAvaClient, LogEntry
 from ava_platform.client.errors import JobFinishedError
 from ava_platform.clock import parse_iso
-from ava_platform.models import FINISHED, Job, JobStatus
+from ava_platform.models import Job, JobStatus
 
 jobs_app = typer.Typer(help="Jobs: executions of a worker.", no_args_is_help=True)
 
@@ -154,28 +153,21 @@ async def _await_job(
     timeout_s: float | None,
     cancel_on_timeout: bool,
 ) -> Job:
-    started = time.monotonic()
     async with make_async_client(opts) as client:
         try:
             if follow:
                 await asyncio.wait_for(_follow(client, out, job_id), timeout_s)
                 return await client.wait_for_job(job_id, timeout_s=30)
             with out.waiting(f"{job_id}: waiting") as update:
-                return await asyncio.wait_for(_poll(client, job_id, update, started), timeout_s)
+
+                def pending(job: Job) -> None:
+                    update(f"{job_id}: {job.status.value} (attempt {job.attempt or 1})")
+
+                wait = client.wait_for_job(job_id, on_pending=pending)
+                return await asyncio.wait_for(wait, timeout_s)
         except TimeoutError:
             await _timed_out(client, out, job_id, timeout_s, cancel_on_timeout)
             raise typer.Exit(EXIT_TIMEOUT) from None
-
-
-async def _poll(client: AsyncAvaClient, job_id: str, update: Any, started: float) -> Job:
-    delay = 0.2
-    while True:
-        job = await client.get_job(job_id)
-        if job.status in FINISHED:
-            return job
-        update(f"{job_id}: {job.status.value} (attempt {job.attempt or 1})")
-        await asyncio.sleep(delay)
-        delay = min(1.0, delay * 1.5)
 
 
 async def _follow(client: AsyncAvaClient, out: Output, job_id: str) -> None:

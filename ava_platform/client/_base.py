@@ -1,5 +1,6 @@
-"""What the sync and async clients share: identity headers, settings from the environment,
-and how an HTTP answer becomes a Struct or an AvaApiError."""
+"""What the sync and async clients share besides their loops (those are in `core`): identity
+headers, settings from the environment, and how an HTTP answer becomes a Struct or an
+AvaApiError."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 
 from ava_platform import __version__
 from ava_platform.client.calls import Call
+from ava_platform.client.core import cannot_reach
 from ava_platform.client.errors import AvaConnectionError, error_for
 
 T = TypeVar("T")
@@ -19,8 +21,6 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT_S = 30.0
 # a followed log can stay quiet for as long as the handler does; only connecting is bounded
 STREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=10.0)
-FINISHED = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
-MAX_STREAM_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,4 @@ def result(call: Call[T], response: httpx.Response) -> T:
 
 
 def connection_error(url: str, exc: httpx.HTTPError) -> AvaConnectionError:
-    reason = str(exc) or type(exc).__name__
-    return AvaConnectionError(f"cannot reach the AVA server at {url}: {reason}")
-
-
-def poll_delay(previous_s: float) -> float:
-    return min(1.0, previous_s * 1.5)
+    return cannot_reach(url, exc)

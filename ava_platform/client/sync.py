@@ -4,7 +4,7 @@ subclasses, one per error code; an unreachable server is AvaConnectionError."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,18 +13,15 @@ import httpx
 from ava_platform.client import calls
 from ava_platform.client._base import (
     DEFAULT_TIMEOUT_S,
-    FINISHED,
-    MAX_STREAM_RETRIES,
     STREAM_TIMEOUT,
     Identity,
     connection_error,
-    poll_delay,
     result,
     url_from_env,
 )
 from ava_platform.client.calls import Call, Health, LogEntry
-from ava_platform.client.errors import AvaConnectionError, WaitTimeout, error_for
-from ava_platform.client.sse import Event, SseParser
+from ava_platform.client.core import Done, LogFollow, Poll, job_wait, version_wait
+from ava_platform.client.sse import Event
 from ava_platform.models import (
     Job,
     JobPage,
@@ -128,17 +125,11 @@ class AvaClient:
     def wait_for_version(
         self, worker_id: str, version: int, *, timeout_s: float | None = None
     ) -> VersionInfo:
-        """Polls until the version's build is no longer `building`."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        delay = 0.2
-        while True:
-            info = self.get_version(worker_id, version)
-            if info.status.value != "building":
-                return info
-            if deadline is not None and time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"version {version} still building after {timeout_s}s", info)
-            time.sleep(delay)
-            delay = poll_delay(delay)
+        """Polls until the version's build is no longer `building`; WaitTimeout (carrying the
+        version) when `timeout_s` runs out."""
+        return self._wait(
+            version_wait(worker_id, version, now=time.monotonic(), timeout_s=timeout_s)
+        )
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -184,28 +175,35 @@ class AvaClient:
         return calls.parse_ndjson(self.call(calls.job_log_entries(job_id), timeout_s=120))
 
     def wait_for_job(
-        self, job_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2
+        self,
+        job_id: str,
+        *,
+        timeout_s: float | None = None,
+        poll_s: float = 0.2,
+        on_pending: Callable[[Job], None] | None = None,
     ) -> Job:
-        """The job once it has ended; WaitTimeout (carrying the job) when `timeout_s` runs out."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        delay = poll_s
+        """The job once it has ended; WaitTimeout (carrying the job) when `timeout_s` runs out.
+        `on_pending` sees the job each time it is found still queued or running."""
+        wait = job_wait(job_id, now=time.monotonic(), timeout_s=timeout_s, poll_s=poll_s)
+        return self._wait(wait, on_pending)
+
+    def _wait(self, poll: Poll[T], on_pending: Callable[[T], None] | None = None) -> T:
+        """Carries out a `core.Poll`: the call, the answer and its time, the pause it asks."""
         while True:
-            job = self.get_job(job_id)
-            if job.status.value in FINISHED:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(f"job {job_id} still {job.status.value} after {timeout_s}s", job)
-            pause = delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
-            time.sleep(pause)
-            delay = poll_delay(delay)
+            value = self.call(poll.call)
+            step = poll.answer(value, time.monotonic())
+            if isinstance(step, Done):
+                return step.value
+            if on_pending is not None:
+                on_pending(value)
+            time.sleep(step.seconds)
 
     def follow_logs(self, job_id: str) -> Iterator[Event]:
         """Each log line as it is written, then one LogEnd when the job has ended. A broken
-        stream is resumed where it stopped (Last-Event-ID)."""
-        parser = SseParser()
-        failures = 0
+        stream is resumed where it stopped (Last-Event-ID); see `core.LogFollow`."""
+        follow = LogFollow(job_id, self.url)
         while True:
-            call = calls.follow_logs(job_id, parser.last_id)
+            call = follow.request()
             try:
                 with self._http.stream(
                     call.method,
@@ -215,24 +213,16 @@ class AvaClient:
                     timeout=STREAM_TIMEOUT,
                 ) as response:
                     if not response.is_success:
-                        raise error_for(response.status_code, response.read())
-                    for line in response.iter_lines():
-                        event = parser.feed(line)
-                        if event is None:
-                            continue
-                        failures = 0
-                        yield event
-                        if isinstance(event, calls.LogEnd):
+                        raise follow.rejected(response.status_code, response.read())
+                    for chunk in response.iter_bytes():
+                        yield from follow.feed(chunk)
+                        if follow.done:
                             return
             except httpx.HTTPError as exc:
-                failures += 1
-                if failures > MAX_STREAM_RETRIES:
-                    raise connection_error(self.url, exc) from exc
+                pause = follow.cut(exc)
             else:
-                failures += 1  # the stream closed before the job ended
-                if failures > MAX_STREAM_RETRIES:
-                    raise AvaConnectionError(f"the log stream of {job_id} kept closing early")
-            time.sleep(0.2 * failures)
+                pause = follow.cut()  # the stream closed before the job ended
+            time.sleep(pause.seconds)
 
     # -- secrets ----------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The Python client: one exception class per error code (scripted answers, then the real
-server), both clients against a real server with a scripted executor, the SSE parser."""
+server), both clients against a real server with a scripted executor, the SSE parser. The
+loops the clients share are tested on their own in test_client_core.py."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ava_platform.client import (
 from ava_platform.client import errors as e
 from ava_platform.client.calls import Call
 from ava_platform.client.sse import SseParser
-from ava_platform.models import Job, JobStatus, Worker
+from ava_platform.models import Job, JobStatus, Runtime, Worker, runtime_image
 from tests.scripted import scripted_server
 from tests.support import SECRET, free_port, headers
 
@@ -252,12 +253,28 @@ def test_sync_client_covers_workers_secrets_schedules_versions(ava: AvaClient) -
     ava.update_worker(worker.id, {"source_code": INLINE + "# v2\n"})
     built = ava.deploy(worker.id, tar_gz({"main.py": INLINE}))
     assert built.version == 3
-    assert ava.wait_for_version(worker.id, 3, timeout_s=10).status.value == "ready"
-    assert isinstance(ava.build_log(worker.id, 3), str)
+    ready = ava.wait_for_version(worker.id, 3, timeout_s=10)
+    assert ready.status.value == "ready" and ready.image == f"ava/worker-{worker.id.lower()}:3"
+    # the platform's own lines around the (fake) builder's one, for this bundle and image
+    assert ava.build_log(worker.id, 3).splitlines() == [
+        f"[ava] building {ready.image} from {runtime_image(Runtime.PYTHON)}",
+        f"[ava] bundle {ready.source_digest}: 1 files, {len(INLINE.encode())} bytes",
+        f"Step 1/1 : FROM fake for {ready.image}",
+        f"[ava] built {ready.image}",
+    ]
     versions = ava.list_versions(worker.id)
-    assert [v.version for v in versions.data] == [3, 2, 1]
+    assert [(v.version, v.current) for v in versions.data] == [(3, True), (2, False), (1, False)]
     assert ava.get_version(worker.id, 1).status.value == "ready"
-    assert ava.rollback(worker.id, 1).version >= 1
+    rolled = ava.rollback(worker.id, 1)
+    assert (rolled.version, rolled.source_code) == (1, INLINE)  # version 1's code, not v2's
+    assert ava.get_worker(worker.id).version == 1
+    assert [v.version for v in ava.list_versions(worker.id).data if v.current] == [1]
+    ran = ava.run_job(worker.id, {"after": "rollback"}, wait_s=10)
+    assert (ran.worker_version, ran.status, ran.result) == (
+        1,
+        JobStatus.SUCCEEDED,
+        {"after": "rollback"},
+    )
     with pytest.raises(e.InvalidBundleError):
         ava.deploy(worker.id, b"not a tarball")
     assert ava.healthz().status == "ok"
