@@ -11,6 +11,11 @@ them to HTTP in one place (`api/errors.py`).
     ├── Invalid              422: field validation, with per-field details
     ├── PayloadTooLarge      413
     ├── UnsupportedMedia     415
+    ├── StoreError           the store failed (not open, or a SQLite error); never the driver's
+    │                        own exception
+    ├── VaultError           a secret cannot be decrypted (unknown key version, or tampered)
+    ├── MissingSecret        a job names secrets that are not set
+    │   └── SecretUnreadable the secrets exist but no configured key decrypts them
     └── ExecutorError        the container engine failed (transient or not)
         ├── ImageMissing     the runtime image is not built
         └── BuildFailed      a deployed bundle's image could not be built
@@ -18,6 +23,7 @@ them to HTTP in one place (`api/errors.py`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -66,6 +72,32 @@ class PayloadTooLarge(AvaError):
 
 class UnsupportedMedia(AvaError):
     code = "unsupported_media_type"
+
+
+class StoreError(AvaError):
+    code = "store_error"
+
+
+class VaultError(AvaError):
+    code = "vault_error"
+
+
+class MissingSecret(AvaError):
+    code = "missing_secret"
+
+    def __init__(self, tenant_id: str, names: Sequence[str]) -> None:
+        super().__init__(f"secret(s) not set: {', '.join(names)}")
+        self.names = list(names)
+
+
+class SecretUnreadable(MissingSecret):
+    """A named secret exists but no configured key decrypts it: for the job, it is missing."""
+
+    def __init__(self, tenant_id: str, names: Sequence[str]) -> None:
+        super().__init__(tenant_id, names)
+        self.message = (
+            f"secret(s) cannot be decrypted with the configured AVA_SECRET_KEY: {', '.join(names)}"
+        )
 
 
 class ExecutorError(AvaError):

@@ -7,7 +7,8 @@ HKDF under a different label, so it reveals nothing about the key). A keyring (`
 = `NEW,OLD`) decrypts under any of its keys and always encrypts under the first one; `ava
 secrets rotate-key` re-seals every value under the new key (see README.md, "Rotating the key without downtime").
 
-    VaultError            a value cannot be decrypted (unknown key version, or tampered)
+Errors (from errors.py): VaultError (a value cannot be decrypted: unknown key version, or
+tampered); MissingSecret and SecretUnreadable for a job's secrets that are unset or undecryptable.
 """
 
 from __future__ import annotations
@@ -22,27 +23,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ava_platform import log
-from ava_platform.errors import AvaError
-from ava_platform.service.secrets_source import MissingSecret
+from ava_platform.errors import MissingSecret, SecretUnreadable, VaultError
 from ava_platform.store.secrets import SealedSecret, SecretStore
 
 NONCE_BYTES = 12
 _ENC_INFO = b"ava-secrets-v1 aes-256-gcm"
 _ID_INFO = b"ava-secrets-v1 key-id"
-
-
-class VaultError(AvaError):
-    code = "vault_error"
-
-
-class SecretUnreadable(MissingSecret):
-    """A named secret exists but no configured key decrypts it: for the job, it is missing."""
-
-    def __init__(self, tenant_id: str, names: Sequence[str]) -> None:
-        super().__init__(tenant_id, names)
-        self.message = (
-            f"secret(s) cannot be decrypted with the configured AVA_SECRET_KEY: {', '.join(names)}"
-        )
 
 
 def _hkdf(master: bytes, info: bytes, length: int) -> bytes:

@@ -1,9 +1,13 @@
 """The SQLite store's connections: one writer (all writes serialised behind a lock, each in
-`BEGIN IMMEDIATE`) and one reader, both in WAL mode so reads never wait for writes."""
+`BEGIN IMMEDIATE`) and one reader, both in WAL mode so reads never wait for writes.
+
+A SQLite error (or a connection closed under a statement) never leaves this module raw: it
+becomes errors.StoreError, with the driver's exception as its cause."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -12,14 +16,10 @@ from typing import Any
 
 import aiosqlite
 
-from ava_platform.errors import AvaError
+from ava_platform.errors import StoreError
 from ava_platform.store.migrations import MIGRATIONS
 
 Params = Iterable[Any] | dict[str, Any]
-
-
-class StoreError(AvaError):
-    code = "store_error"
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
@@ -50,10 +50,11 @@ class Database:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        # forgotten first: a statement still running on one of them fails as a StoreError
+        conns, self._reader, self._writer = (self._reader, self._writer), None, None
+        for conn in conns:
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
 
     @staticmethod
     async def _migrate(conn: aiosqlite.Connection) -> None:
@@ -88,18 +89,35 @@ class Database:
             raise StoreError("store is not open")
         return self._reader
 
+    def _driver_error(self, exc: BaseException, conn: aiosqlite.Connection) -> bool:
+        """A SQLite error, or aiosqlite's ValueError for a connection the store closed."""
+        if isinstance(exc, sqlite3.Error):
+            return True
+        return isinstance(exc, ValueError) and conn not in (self._writer, self._reader)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
-            except BaseException:
-                await conn.rollback()
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await conn.rollback()  # the body's error is the one to report
+                if self._driver_error(exc, conn):
+                    raise _store_error("write", exc) from exc
                 raise
-            else:
-                await conn.commit()
+            await self._commit(conn)
+
+    @staticmethod
+    async def _commit(conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.commit()
+        except (sqlite3.Error, ValueError) as exc:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await conn.rollback()  # never leave the writer inside a failed transaction
+            raise _store_error("commit", exc) from exc
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = await self.fetchall(sql, params)
@@ -110,10 +128,13 @@ class Database:
         open between awaits would pin the connection's read snapshot, and every other read
         sharing it would miss writes committed meanwhile (a job not found right after its
         trigger returned)."""
+        reader = self.reader
         try:
-            return list(await self.reader.execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+            return list(await reader.execute_fetchall(sql, params))
+        except (sqlite3.Error, ValueError) as exc:
+            if not self._driver_error(exc, reader):
+                raise
+            raise _store_error("read", exc) from exc
 
     async def ping(self) -> bool:
         try:
@@ -121,6 +142,11 @@ class Database:
         except (StoreError, ValueError):
             return False
         return True
+
+
+def _store_error(what: str, exc: BaseException) -> StoreError:
+    # the driver's message stays on the cause (for the logs), out of what a client may be shown
+    return StoreError(f"store {what} failed: {type(exc).__name__}")
 
 
 def _split(script: str) -> list[str]:

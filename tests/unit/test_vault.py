@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 
 from ava_platform.clock import ManualClock
 from ava_platform.config import load_settings
+from ava_platform.errors import MissingSecret, SecretUnreadable, VaultError
 from ava_platform.executor.builds import FakeImageBuilder
 from ava_platform.executor.fake import FakeExecutor
 from ava_platform.models import Role, WorkerCreate
 from ava_platform.scheduler.output import OutputCollector
 from ava_platform.scheduler.redact import Redactor
 from ava_platform.service.auth import Principal
-from ava_platform.service.secrets_source import MissingSecret
-from ava_platform.service.vault import Keyring, SecretUnreadable, VaultError, VaultSecrets, key_id
+from ava_platform.service.vault import Keyring, VaultSecrets, key_id
 from ava_platform.store.db import Database
 from ava_platform.store.secrets import SecretStore
 from ava_platform.wiring import Platform
