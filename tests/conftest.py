@@ -1,15 +1,36 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import headers, thread_server
+from tests.support import (
+    TEST_IMAGE_NAMESPACE,
+    headers,
+    image_ids,
+    thread_server,
+    user_image_refs,
+)
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+# every image a test builds or runs is the tests' own: `make test` never rebuilds or removes
+# the `ava/...` images a user's `make up` runs on (server processes inherit this too)
+os.environ["AVA_IMAGE_NAMESPACE"] = TEST_IMAGE_NAMESPACE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def users_images_stay_as_they_were() -> Iterator[None]:
+    """The whole run leaves the `ava/...` images exactly as it found them."""
+    if shutil.which("docker") is None:  # `make test-fast` on a machine with no engine
+        yield
+        return
+    before = image_ids(user_image_refs())
+    yield
+    assert image_ids(user_image_refs()) == before, "make test changed the user's images"
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 def server_env(db_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVA_")}
+    keep = {"AVA_IMAGE_NAMESPACE"}  # the tests' own image tags (tests/conftest.py)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVA_") or k in keep}
     env.update(AVA_INTERNAL_SECRET=SECRET, AVA_SECRET_KEY=SECRET_KEY, AVA_DB_PATH=str(db_path))
     env.update(extra)
     return env

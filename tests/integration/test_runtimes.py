@@ -402,8 +402,10 @@ def test_bad_envelopes(images: dict[str, str], runtime: str) -> None:
     assert_error(rh.run_job(images[runtime], job), "bad_envelope", "entrypoint")
 
 
-def test_tags_follow_the_platform_version() -> None:
-    assert runtime_image_tag("python") == "ava/runtime-python:0.1.0"
+def test_tags_follow_the_platform_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runtime_image_tag("python") == "ava-test/runtime-python:0.1.0"  # the tests' own
+    monkeypatch.delenv("AVA_IMAGE_NAMESPACE")
+    assert runtime_image_tag("python") == "ava/runtime-python:0.1.0"  # what `make up` runs
     with pytest.raises(ValueError, match="unknown runtime"):
         runtime_image_tag("cobol")
 
