@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ava_platform.clock import Clock, parse_iso
-from ava_platform.models import JobStatus, Runtime
+from ava_platform.models import AttemptOutcome, JobStatus, Runtime
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -99,11 +99,11 @@ class PlatformMetrics:
     def container_started(self, latency_s: float) -> None:
         self.container_start.observe(max(0.0, latency_s))
 
-    def attempt_finished(self, claimed: Any, outcome_kind: str, status: JobStatus) -> None:
-        self.attempts.labels(outcome=outcome_kind).inc()
+    def attempt_finished(self, claimed: Any, outcome: AttemptOutcome, status: JobStatus) -> None:
+        self.attempts.labels(outcome=outcome.value).inc()
         started = self._started.pop((claimed.job_id, claimed.attempt), None)
         if started is not None:
-            self.attempt_duration.labels(outcome=outcome_kind).observe(time.monotonic() - started)
+            self.attempt_duration.labels(outcome=outcome.value).observe(time.monotonic() - started)
         if status is not JobStatus.QUEUED:
             self.jobs_finished.labels(status=status.value).inc()
 

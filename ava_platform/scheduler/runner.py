@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -36,6 +36,18 @@ MAX_MESSAGE_CHARS = 2000  # what the API shows of a handler's error message
 CUT_MARKER = " …[cut]"
 
 
+class AttemptObserver(Protocol):
+    """What watches attempts (the metrics): told when each starts, starts its container, ends."""
+
+    def attempt_started(self, claimed: Claimed) -> None: ...
+
+    def container_started(self, latency_s: float) -> None: ...
+
+    def attempt_finished(
+        self, claimed: Claimed, outcome: AttemptOutcome, status: JobStatus
+    ) -> None: ...
+
+
 class Outcome(msgspec.Struct, frozen=True):
     kind: AttemptOutcome
     result: Any = None
@@ -54,7 +66,7 @@ class AttemptRunner:
         secrets: SecretSource,
         executor: Executor,
         events: JobEvents,
-        observer: Any = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
