@@ -18,7 +18,9 @@ them to HTTP in one place (`api/errors.py`).
     │   └── SecretUnreadable the secrets exist but no configured key decrypts them
     └── ExecutorError        the container engine failed (transient or not)
         ├── ImageMissing     the runtime image is not built
-        └── BuildFailed      a deployed bundle's image could not be built
+        └── BuildFailed      an image could not be built: a deployed bundle's, or a runtime
+                             image (`ava images build`: a build or the Debian bootstrap
+                             failed, or the files to build from are missing)
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ TEST_PLATFORM_IMAGE = f"{TEST_IMAGE_NAMESPACE}/platform:0.1.0"
 def user_image_refs() -> list[str]:
     """The images a user's `make up` / `docker compose up` runs on (namespace `ava`)."""
     from ava_platform import __version__
-    from ava_platform.images import RUNTIMES
+    from ava_platform.executor.runtime_images import RUNTIMES
 
     names = [f"runtime-{name}" for name in ("base", *RUNTIMES)] + ["platform"]
     return [f"ava/{name}:{__version__}" for name in names]
@@ -192,7 +192,7 @@ def build_test_images(runtimes: list[str] | None = None) -> list[str]:
     """The runtime images (all when None) under the tests' namespace (`ava-test/runtime-*`),
     through the same incremental code path as `make images`; the user's `ava/...` images are
     not touched."""
-    from ava_platform.images import build_images
+    from ava_platform.executor.runtime_images import build_images
 
     with tests_namespace_env():
         return [r.tag for r in build_images(runtimes, log=lambda _line: None)]

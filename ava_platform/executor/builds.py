@@ -1,41 +1,26 @@
 """Per-worker image builds on the Docker engine (the legacy builder, from a context tarball the
 deploy service assembled): the ImageBuilder of service/deploy.py, and a fake beside it.
 Blocking SDK calls run on this module's own small thread pool, never on the event loop; the
-build log streams back line by line; a failed build raises errors.BuildFailed."""
+build log streams back line by line (executor/engine.py reads the engine's output); a failed
+build raises errors.BuildFailed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker
 import docker.errors
 
 from ava_platform.errors import BuildFailed
+from ava_platform.executor.engine import LineSink, emit_lines, engine_client, read_build_output
 
 T = TypeVar("T")
-API_VERSION = "1.41"
 BUILD_TIMEOUT_S = 1800
 BUILD_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
-LineSink = Callable[[str], None]
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _plain(text: str) -> str:
-    return _ANSI.sub("", text).replace("\r", "")
-
-
-def _emit(text: str, sink: LineSink) -> None:
-    for line in text.split("\n"):
-        if line.strip():
-            sink(line.rstrip())
 
 
 class DockerImageBuilder:
@@ -46,12 +31,7 @@ class DockerImageBuilder:
 
     def _api(self) -> Any:
         if self._client is None:
-            if self._base_url:
-                self._client = docker.APIClient(
-                    base_url=self._base_url, version=API_VERSION, timeout=BUILD_TIMEOUT_S
-                )
-            else:
-                self._client = docker.from_env(version=API_VERSION, timeout=BUILD_TIMEOUT_S).api
+            self._client = engine_client(self._base_url, timeout_s=BUILD_TIMEOUT_S).api
         return self._client
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -83,17 +63,10 @@ class DockerImageBuilder:
                 decode=True,
                 container_limits={"memory": BUILD_MEMORY_BYTES, "memswap": -1},
             )
-            pending = ""
-            for chunk in stream:
-                if "error" in chunk:
-                    message = _plain(str(chunk["error"])).strip()
-                    _emit(pending + "\n" + message, sink)
-                    raise BuildFailed(message.splitlines()[-1] if message else "build failed")
-                # the engine sends text in arbitrary pieces: only whole lines go to the log
-                pending += _plain(str(chunk.get("stream", "")))
-                *lines, pending = pending.split("\n")
-                _emit("\n".join(lines), sink)
-            _emit(pending, sink)
+            error = read_build_output(stream, sink)
+        if error is not None:
+            emit_lines(error, sink)
+            raise BuildFailed(error.splitlines()[-1] if error else "build failed")
 
     async def remove(self, tag: str) -> bool:
         try:

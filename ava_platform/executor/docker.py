@@ -27,11 +27,11 @@ from tenacity import (
 
 from ava_platform.errors import ExecutorError, ImageMissing
 from ava_platform.executor.base import ContainerRef, OutputSink, RunResult, RunSpec
+from ava_platform.executor.engine import engine_client
 from ava_platform.log import get_logger
 
 log = get_logger("ava.executor")
 T = TypeVar("T")
-API_VERSION = "1.41"  # engine 20.10+; newer engines still accept it
 SHIM_USER = "10001:10001"
 MANAGED_LABEL = "ava.managed"
 PLATFORM_LABEL = "ava.platform_id"
@@ -73,10 +73,7 @@ class DockerExecutor:
 
     def _api(self) -> docker.APIClient:
         if self._client is None:
-            if self._base_url:
-                self._client = docker.APIClient(base_url=self._base_url, version=API_VERSION)
-            else:
-                self._client = docker.from_env(version=API_VERSION).api
+            self._client = engine_client(self._base_url).api
         return self._client
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -45,7 +45,7 @@ def handler(input, env):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from ava_platform.images import build_images
+    from ava_platform.executor.runtime_images import build_images
 
     build_images(["python"], log=lambda _line: None)
     db = tmp_path_factory.mktemp("cli") / "ava.db"

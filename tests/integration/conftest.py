@@ -29,7 +29,7 @@ def ava_containers() -> list[str]:
 @pytest.fixture(scope="session")
 def runtime_images() -> list[str]:
     """All runtime images, built through the same code path as `make images`."""
-    from ava_platform.images import build_images
+    from ava_platform.executor.runtime_images import build_images
 
     reports = build_images(log=lambda _line: None)
     return [r.tag for r in reports]

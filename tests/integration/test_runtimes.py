@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from ava_platform.images import RUNTIMES, build_images, runtime_image_tag
+from ava_platform.executor.runtime_images import RUNTIMES, build_images, runtime_image_tag
 from tests.integration import runtime_helpers as rh
 
 pytestmark = pytest.mark.docker
