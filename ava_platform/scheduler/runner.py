@@ -17,7 +17,7 @@ import structlog
 
 from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
-from ava_platform.errors import AvaError, ExecutorError
+from ava_platform.errors import AvaError, ExecutorError, MissingSecret
 from ava_platform.executor.base import Executor, RunResult, RunSpec
 from ava_platform.executor.protocol import MAX_RESULT_BYTES, build_envelope, job_env, new_nonce
 from ava_platform.log import get_logger
@@ -26,7 +26,7 @@ from ava_platform.scheduler import retry
 from ava_platform.scheduler.output import OutputCollector
 from ava_platform.scheduler.redact import Redactor
 from ava_platform.service.events import JobEvents
-from ava_platform.service.secrets_source import MissingSecret, SecretSource
+from ava_platform.service.secrets_source import SecretSource
 from ava_platform.store.jobs import Claimed, JobStore
 from ava_platform.store.logs import LogStore
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-# `as MissingSecret`: an explicit re-export, kept only until scheduler/runner.py imports the
-# error from ava_platform.errors (its owner's change); nothing else may import it from here.
-from ava_platform.errors import MissingSecret as MissingSecret
+from ava_platform.errors import MissingSecret
 
 
 class SecretSource(Protocol):
