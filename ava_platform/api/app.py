@@ -16,10 +16,11 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ava_platform import __version__
 from ava_platform.api import jobs, schedules, secrets, versions, workers
-from ava_platform.api.auth import auth_guard, provide_principal
+from ava_platform.api.auth import auth_guard, permission_guard, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
 from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
+from ava_platform.api.openapi import IDENTITY_HEADERS
 from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
@@ -51,8 +52,10 @@ _OPENAPI = OpenAPIConfig(
             )
         }
     ),
-    security=[{"internalSecret": []}],
 )
+_SECURITY: list[dict[str, list[str]]] = [
+    {"internalSecret": []}
+]  # on /v1/ava only: /healthz, /readyz and /metrics are public
 
 
 def create_app(services: Services, *, internal_secret: str) -> Litestar:
@@ -80,8 +83,10 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
             versions.VersionsController,
             schedules.SchedulesController,
         ],
-        guards=[auth_guard],
+        guards=[auth_guard, permission_guard],
         dependencies=deps,
+        security=_SECURITY,
+        parameters=IDENTITY_HEADERS,
     )
     app = Litestar(
         route_handlers=[api, healthz, readyz, metrics_endpoint, _docs_assets],

@@ -1,5 +1,8 @@
 """The auth guard: the internal secret (constant time), then the identity headers, then the role.
-Order matters: a caller without the secret learns nothing else (401 before 400 before 403)."""
+Order matters: a caller without the secret learns nothing else (401 before 400 before 403).
+Then the permission guard: the permission a route declares (`opt["permission"]`, see
+api/openapi.py), checked before the body is read or parsed, so a role that may not write gets
+403 whatever its body holds."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from ava_platform.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMedia
 from ava_platform.models import HEADER_ID, Role
-from ava_platform.service.auth import Principal
+from ava_platform.service.auth import Permission, Principal
 
 JSON_TYPES = ("application/json",)
 
@@ -37,6 +40,14 @@ def authenticate(headers: Any, internal_secret: str) -> Principal:
 def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     secret: str = connection.app.state.internal_secret
     connection.state.principal = authenticate(connection.headers, secret)
+
+
+def permission_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    principal: Principal = connection.state.principal
+    permission = handler.opt.get("permission", Permission.READ)
+    principal.require(Permission(permission))
 
 
 def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

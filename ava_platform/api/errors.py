@@ -39,11 +39,18 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response[Any]:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     return Response(
         {"error": {"code": code, "message": message, "details": details}},
         status_code=status,
         media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -54,8 +61,27 @@ def _status_for(exc: errors.AvaError) -> int:
     return 500
 
 
-def handle_ava_error(_: Request[Any, Any, Any], exc: errors.AvaError) -> Response[Any]:
-    return error_response(_status_for(exc), exc.code, exc.message, exc.details)
+# Errors whose message comes from a driver (SQLite, the Docker engine) or from the server's own
+# settings: the detail is logged, the client gets a generic sentence.
+_GENERIC = {
+    500: "internal error: the request could not be completed",
+    503: "the container engine is unavailable; try again later",
+}
+
+
+def handle_ava_error(request: Request[Any, Any, Any], exc: errors.AvaError) -> Response[Any]:
+    status = _status_for(exc)
+    if status >= 500:
+        log.error(
+            "server_error",
+            path=request.url.path,
+            status=status,
+            code=exc.code,
+            error_type=type(exc).__name__,
+            detail=exc.message,
+        )
+        return error_response(status, exc.code, _GENERIC.get(status, "internal error"))
+    return error_response(status, exc.code, exc.message, exc.details)
 
 
 def _field(item: dict[str, Any], query: Any) -> str:
@@ -115,7 +141,10 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if status >= 500:
         log.error("http_error", status=status, detail=exc.detail)
         return error_response(status, "internal_error", "internal error")
-    return error_response(status, _HTTP_CODES.get(status, "error"), str(exc.detail))
+    # keep what the exception says about the response: `Allow` on a 405 (RFC 9110)
+    return error_response(
+        status, _HTTP_CODES.get(status, "error"), str(exc.detail), headers=exc.headers
+    )
 
 
 _UNDECODABLE = {

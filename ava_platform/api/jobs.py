@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from ava_platform.api.auth import json_body_guard
 from ava_platform.api.deps import JobsDep, PrincipalDep
+from ava_platform.api.openapi import STORE_INT_MAX, operation, route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
 from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus, PageMeta
+from ava_platform.service.auth import Permission
 from ava_platform.service.jobs import MAX_WAIT_S, JobQuery, JobService
 
 PAGE_LINES = 1000
 SSE_POLL_S = 1.0
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
+TEXT = "text/plain"
+_EVENT_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
+_TRIGGER = route(Permission.RUN, 404, 409, 413, 415, 422)
+_TRIGGER["responses"][200] = ResponseSpec(Job, description="The job finished within `wait`")
 
 
 class JobsController(Controller):
@@ -29,7 +37,13 @@ class JobsController(Controller):
     tags = ["jobs"]  # noqa: RUF012
     guards = [json_body_guard]  # noqa: RUF012
 
-    @post("/workers/{worker_id:str}/jobs", summary="Trigger a job", status_code=202)
+    @post(
+        "/workers/{worker_id:str}/jobs",
+        summary="Trigger a job",
+        status_code=202,
+        operation_class=operation(optional_body=True),
+        **_TRIGGER,
+    )
     async def trigger(
         self,
         worker_id: FromPath[str],
@@ -40,7 +54,10 @@ class JobsController(Controller):
         wait: Annotated[
             float | None,
             QueryParameter(
-                ge=0, le=MAX_WAIT_S, description="Seconds to wait for the result (≤ 60)."
+                ge=0,
+                le=MAX_WAIT_S,
+                description="Seconds to wait for the result (≤ 60).",
+                schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
             ),
         ] = None,
     ) -> Response[Job]:
@@ -52,7 +69,7 @@ class JobsController(Controller):
             job = await jobs.wait(principal, job.id, wait)
         return Response(job, status_code=200 if job.status in FINISHED else 202)
 
-    @get("/jobs", summary="List jobs")
+    @get("/jobs", summary="List jobs", **route(Permission.READ, 404))
     async def list_jobs(
         self,
         request: Request[Any, Any, Any],
@@ -68,7 +85,11 @@ class JobsController(Controller):
         items, total = await jobs.page(principal, query)
         return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
-    @get("/workers/{worker_id:str}/jobs", summary="List a worker's jobs")
+    @get(
+        "/workers/{worker_id:str}/jobs",
+        summary="List a worker's jobs",
+        **route(Permission.READ, 404),
+    )
     async def list_worker_jobs(
         self,
         request: Request[Any, Any, Any],
@@ -84,17 +105,27 @@ class JobsController(Controller):
         items, total = await jobs.page(principal, query)
         return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
-    @get("/jobs/{job_id:str}", summary="Get a job")
+    @get("/jobs/{job_id:str}", summary="Get a job", **route(Permission.READ, 404))
     async def get_job(self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep) -> Job:
         return await jobs.get(principal, job_id)
 
-    @post("/jobs/{job_id:str}/cancel", summary="Cancel a job", status_code=200)
+    @post(
+        "/jobs/{job_id:str}/cancel",
+        summary="Cancel a job",
+        status_code=200,
+        **route(Permission.RUN, 404, 409),
+    )
     async def cancel_job(
         self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep
     ) -> Job:
         return await jobs.cancel(principal, job_id)
 
-    @get("/jobs/{job_id:str}/logs", summary="A job's log lines (text, NDJSON or SSE)")
+    @get(
+        "/jobs/{job_id:str}/logs",
+        summary="A job's log lines (text, NDJSON or SSE)",
+        operation_class=operation(text_success=(200, (TEXT, NDJSON, SSE))),
+        **route(Permission.READ, 404),
+    )
     async def job_logs(
         self,
         request: Request[Any, Any, Any],
@@ -112,9 +143,7 @@ class JobsController(Controller):
             return ServerSentEvent(_sse(jobs, principal, job_id, after))
         if NDJSON in accept:
             return Stream(_lines(jobs, principal, job_id, ndjson=True), media_type=NDJSON)
-        return Stream(
-            _lines(jobs, principal, job_id, ndjson=False), media_type="text/plain; charset=utf-8"
-        )
+        return Stream(_lines(jobs, principal, job_id, ndjson=False), media_type=TEXT)
 
 
 async def _lines(jobs: JobService, who: Any, job_id: str, *, ndjson: bool) -> AsyncIterator[bytes]:
@@ -162,8 +191,13 @@ async def _sse(
 
 
 def _last_event_id(request: Request[Any, Any, Any]) -> int:
-    raw = request.headers.get("last-event-id", "0")
-    return int(raw) if raw.isdigit() else 0
+    """The seq of the last event the client got; anything malformed or beyond any stored seq
+    replays from the start (a reconnect must never break the stream)."""
+    raw = request.headers.get("last-event-id", "").strip()
+    if not _EVENT_ID.fullmatch(raw):
+        return 0
+    seq = int(raw)
+    return seq if seq <= STORE_INT_MAX else 0
 
 
 def dependencies(service: JobService) -> dict[str, Provide]:

@@ -13,11 +13,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ava_platform.metrics import CONTENT_TYPE, PlatformMetrics
 
+# Litestar appends "; charset=utf-8" to every text/* media type itself
+_MEDIA = CONTENT_TYPE.split("; charset=")[0]
 
-@get("/metrics", summary="Prometheus metrics", tags=["health"], include_in_schema=True)
+
+@get("/metrics", summary="Prometheus metrics", tags=["health"], media_type=_MEDIA)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics: PlatformMetrics = request.app.state.services.metrics
-    return Response(await metrics.render(), media_type=CONTENT_TYPE)
+    return Response(await metrics.render(), media_type=_MEDIA)
 
 
 class RequestMetrics(ASGIMiddleware):

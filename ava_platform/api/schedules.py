@@ -8,6 +8,7 @@ from litestar.params import FromPath, JSONBody
 
 from ava_platform.api.auth import json_body_guard
 from ava_platform.api.deps import PrincipalDep, SchedulesDep
+from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.models import (
     PageMeta,
@@ -16,6 +17,7 @@ from ava_platform.models import (
     SchedulePage,
     ScheduleRunPage,
 )
+from ava_platform.service.auth import Permission
 from ava_platform.service.schedules import ScheduleService
 
 
@@ -24,7 +26,12 @@ class SchedulesController(Controller):
     tags = ["schedules"]  # noqa: RUF012
     guards = [json_body_guard]  # noqa: RUF012
 
-    @post("/", summary="Create a cron schedule", status_code=201)
+    @post(
+        "/",
+        summary="Create a cron schedule",
+        status_code=201,
+        **route(Permission.MANAGE, 404, 409, 413, 415, 422),
+    )
     async def create_schedule(
         self,
         worker_id: FromPath[str],
@@ -34,7 +41,7 @@ class SchedulesController(Controller):
     ) -> Schedule:
         return await schedules.create(principal, worker_id, data)
 
-    @get("/", summary="List a worker's schedules")
+    @get("/", summary="List a worker's schedules", **route(Permission.READ, 404))
     async def list_schedules(
         self,
         worker_id: FromPath[str],
@@ -46,7 +53,7 @@ class SchedulesController(Controller):
         items, total = await schedules.page(principal, worker_id, page=page, per_page=per_page)
         return SchedulePage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
-    @get("/{schedule_id:str}", summary="Get a schedule")
+    @get("/{schedule_id:str}", summary="Get a schedule", **route(Permission.READ, 404))
     async def get_schedule(
         self,
         worker_id: FromPath[str],
@@ -56,7 +63,12 @@ class SchedulesController(Controller):
     ) -> Schedule:
         return await schedules.get(principal, worker_id, schedule_id)
 
-    @delete("/{schedule_id:str}", summary="Delete a schedule", status_code=204)
+    @delete(
+        "/{schedule_id:str}",
+        summary="Delete a schedule",
+        status_code=204,
+        **route(Permission.MANAGE, 404),
+    )
     async def delete_schedule(
         self,
         worker_id: FromPath[str],
@@ -66,7 +78,11 @@ class SchedulesController(Controller):
     ) -> None:
         await schedules.delete(principal, worker_id, schedule_id)
 
-    @get("/{schedule_id:str}/runs", summary="The slots a schedule fired: queued, skipped, failed")
+    @get(
+        "/{schedule_id:str}/runs",
+        summary="The slots a schedule fired: queued, skipped, failed",
+        **route(Permission.READ, 404),
+    )
     async def list_runs(
         self,
         worker_id: FromPath[str],

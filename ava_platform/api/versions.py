@@ -6,17 +6,27 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from ava_platform.api.auth import json_body_guard
 from ava_platform.api.deps import DeployDep, PrincipalDep, VersionsDep
+from ava_platform.api.openapi import STORE_INT_MAX, operation, route
 from ava_platform.api.paging import Page, PerPage
+from ava_platform.errors import Invalid, NotFound
 from ava_platform.models import PageMeta, RollbackRequest, VersionInfo, VersionPage, Worker
+from ava_platform.service.auth import Permission
 from ava_platform.service.bundles import MAX_BUNDLE_BYTES
 from ava_platform.service.deploy import DeployService
 from ava_platform.service.versions import VersionService
 
-VersionNumber = Annotated[int, QueryParameter(ge=1, le=1_000_000_000)]
+VersionNumber = Annotated[
+    int,
+    PathParameter(
+        description="A version number, from 1.",
+        schema_extra={"minimum": 1, "maximum": STORE_INT_MAX},
+    ),
+]
+BUNDLE_TYPES = ("application/gzip", "application/zip")
 
 
 class DeployController(Controller):
@@ -30,6 +40,8 @@ class DeployController(Controller):
         summary="Deploy a source bundle (tar.gz or zip, ≤ 50 MiB); the build runs in the background",
         status_code=202,
         request_max_body_size=MAX_BUNDLE_BYTES,
+        operation_class=operation(binary_body=BUNDLE_TYPES),
+        **route(Permission.MANAGE, 404, 409, 413, 415, 503),
     )
     async def deploy(
         self,
@@ -48,7 +60,11 @@ class VersionsController(Controller):
     tags = ["versions"]  # noqa: RUF012
     guards = [json_body_guard]  # noqa: RUF012
 
-    @get("/versions", summary="List a worker's versions, newest first")
+    @get(
+        "/versions",
+        summary="List a worker's versions, newest first",
+        **route(Permission.READ, 404),
+    )
     async def list_versions(
         self,
         worker_id: FromPath[str],
@@ -60,28 +76,40 @@ class VersionsController(Controller):
         items, total = await versions.page(principal, worker_id, page=page, per_page=per_page)
         return VersionPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
-    @get("/versions/{version:int}", summary="Get one version")
+    @get("/versions/{version:int}", summary="Get one version", **route(Permission.READ, 404))
     async def get_version(
         self,
         worker_id: FromPath[str],
-        version: FromPath[int],
+        version: VersionNumber,
         versions: VersionsDep,
         principal: PrincipalDep,
     ) -> VersionInfo:
+        _stored_or_404(worker_id, version)
         return await versions.get(principal, worker_id, version)
 
-    @get("/versions/{version:int}/build-log", summary="A version's build log (text)")
+    @get(
+        "/versions/{version:int}/build-log",
+        summary="A version's build log (text)",
+        media_type="text/plain",
+        **route(Permission.READ, 404),
+    )
     async def build_log(
         self,
         worker_id: FromPath[str],
-        version: FromPath[int],
+        version: VersionNumber,
         versions: VersionsDep,
         principal: PrincipalDep,
     ) -> Response[str]:
+        _stored_or_404(worker_id, version)
         text = await versions.build_log(principal, worker_id, version)
-        return Response(text, media_type="text/plain; charset=utf-8")
+        return Response(text, media_type="text/plain")
 
-    @post("/rollback", summary="Point the worker at an earlier ready version", status_code=200)
+    @post(
+        "/rollback",
+        summary="Point the worker at an earlier ready version",
+        status_code=200,
+        **route(Permission.MANAGE, 404, 409, 413, 415, 422),
+    )
     async def rollback(
         self,
         worker_id: FromPath[str],
@@ -89,7 +117,16 @@ class VersionsController(Controller):
         versions: VersionsDep,
         principal: PrincipalDep,
     ) -> Worker:
+        if not 1 <= data.version <= STORE_INT_MAX:
+            message = f"must be between 1 and {STORE_INT_MAX}"
+            raise Invalid(f"version: {message}", details=[{"field": "version", "message": message}])
         return await versions.rollback(principal, worker_id, data.version)
+
+
+def _stored_or_404(worker_id: str, version: int) -> None:
+    """A number the store cannot hold names no version (and would overflow its driver)."""
+    if not 1 <= version <= STORE_INT_MAX:
+        raise NotFound(f"worker {worker_id} has no version {version}", code="version_not_found")
 
 
 def dependencies(deploy: DeployService, versions: VersionService) -> dict[str, Provide]:

@@ -10,7 +10,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from ava_platform.api.auth import json_body_guard
 from ava_platform.api.deps import PrincipalDep, WorkersDep
+from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
+from ava_platform.errors import BadRequest
 from ava_platform.models import (
     PageMeta,
     Runtime,
@@ -20,6 +22,8 @@ from ava_platform.models import (
     WorkerPatch,
     WorkerStatus,
 )
+from ava_platform.service.auth import Permission
+from ava_platform.service.validation import has_control_chars
 from ava_platform.service.workers import WorkerQuery, WorkerService
 
 _FILTERS = {"filter[status]", "filter[runtime]"}
@@ -30,7 +34,7 @@ class WorkersController(Controller):
     tags = ["workers"]  # noqa: RUF012
     guards = [json_body_guard]  # noqa: RUF012
 
-    @get("/", summary="List workers")
+    @get("/", summary="List workers", **route(Permission.READ))
     async def list_workers(
         self,
         request: Request[Any, Any, Any],
@@ -53,23 +57,32 @@ class WorkersController(Controller):
         per_page: PerPage = 20,
     ) -> WorkerPage:
         reject_unknown_filters(request.query_params, _FILTERS)
+        if q is not None and has_control_chars(q):
+            # names never hold them (validation.check_name), and a NUL cuts a full-text query
+            raise BadRequest("q must not contain control characters", code="bad_request")
         query = WorkerQuery(status=status, runtime=runtime, q=q, page=page, per_page=per_page)
         items, total = await workers.list(principal, query)
         return WorkerPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
-    @post("/", summary="Create a worker", status_code=201)
+    @post(
+        "/", summary="Create a worker", status_code=201, **route(Permission.MANAGE, 413, 415, 422)
+    )
     async def create_worker(
         self, data: JSONBody[WorkerCreate], workers: WorkersDep, principal: PrincipalDep
     ) -> Worker:
         return await workers.create(principal, data)
 
-    @get("/{worker_id:str}", summary="Get a worker")
+    @get("/{worker_id:str}", summary="Get a worker", **route(Permission.READ, 404))
     async def get_worker(
         self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
     ) -> Worker:
         return await workers.get(principal, worker_id)
 
-    @patch("/{worker_id:str}", summary="Update a worker")
+    @patch(
+        "/{worker_id:str}",
+        summary="Update a worker",
+        **route(Permission.MANAGE, 404, 409, 413, 415, 422),
+    )
     async def update_worker(
         self,
         worker_id: FromPath[str],
@@ -79,7 +92,12 @@ class WorkersController(Controller):
     ) -> Worker:
         return await workers.update(principal, worker_id, data)
 
-    @delete("/{worker_id:str}", summary="Delete (deprecate) a worker", status_code=200)
+    @delete(
+        "/{worker_id:str}",
+        summary="Delete (deprecate) a worker",
+        status_code=200,
+        **route(Permission.MANAGE, 404, 409),
+    )
     async def delete_worker(
         self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
     ) -> Worker:

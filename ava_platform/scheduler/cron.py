@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ava_platform.clock import Clock, iso, parse_iso
 from ava_platform.errors import AvaError, Conflict
@@ -30,6 +30,9 @@ log = get_logger("ava.cron")
 MAX_SLEEP_S = 30.0
 MIN_SLEEP_S = 0.05
 BATCH = 100
+# where a schedule that can never run again is parked: out of every due() batch, so it neither
+# fills the batch (tick() would re-read the same rows forever) nor is retried on every tick
+NEVER = iso(datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
 
 
 class CronLoop:
@@ -59,8 +62,11 @@ class CronLoop:
         try:
             slot = crontab.latest_at_or_before(schedule.cron, schedule.timezone, now)
             following = crontab.next_after(schedule.cron, schedule.timezone, now)
-        except (ValueError, KeyError) as exc:  # a zone that vanished from the tz database
+        except (ValueError, KeyError, OverflowError) as exc:
+            # a zone that vanished from the tz database, or a cron with no slot left (one
+            # stored before such crons were refused): park it and record why, once
             log.error("schedule_unusable", schedule_id=schedule.id, error=str(exc))
+            await self._park(schedule, now, f"schedule can never run: {type(exc).__name__}")
             return 0
         won = await self._store.claim(
             schedule.id,
@@ -72,6 +78,14 @@ class CronLoop:
         if won:
             await self._queue(schedule, iso(slot))
         return 1 if won else 0
+
+    async def _park(self, schedule: Schedule, now: datetime, reason: str) -> None:
+        slot = schedule.next_run_at
+        won = await self._store.claim(
+            schedule.id, slot=slot, seen_next=slot, new_next=NEVER, now=iso(now)
+        )
+        if won:
+            await self._store.finish_run(schedule.id, slot, ScheduleRunStatus.FAILED, reason=reason)
 
     async def _queue(self, schedule: Schedule, slot: str) -> None:
         who = Principal(schedule.tenant_id, schedule.created_by, Role.SYSTEM_ADMIN)

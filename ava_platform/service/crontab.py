@@ -9,21 +9,31 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from ava_platform.service.validation import Problems
 
 CRON_FIELDS = 5
 
 
-def check(problems: Problems, cron: str, timezone: str) -> None:
+def check(problems: Problems, cron: str, timezone: str, now: datetime | None = None) -> None:
+    """Adds a problem for each field at fault. With `now`, an expression that never fires
+    after it (`0 0 31 2 *`: no 31 February) is one too."""
+    valid_zone = True
+    try:
+        zone(timezone)
+    except ValueError:
+        valid_zone = False
     if len(cron.split()) != CRON_FIELDS:
         problems.add("cron", "must have exactly 5 fields: minute hour day-of-month month weekday")
     elif not croniter.is_valid(cron):
         problems.add("cron", f"is not a valid cron expression: {cron!r}")
-    try:
-        zone(timezone)
-    except ValueError:
+    elif now is not None and valid_zone:
+        try:
+            next_after(cron, timezone, now)
+        except (CroniterError, ValueError, OverflowError):
+            problems.add("cron", f"never occurs: {cron!r} has no future run time")
+    if not valid_zone:
         problems.add("timezone", f"is not an IANA time zone: {timezone!r}")
 
 

@@ -41,8 +41,9 @@ class ScheduleService:
         if worker.status is WorkerStatus.DEPRECATED:
             raise Conflict("a deprecated worker cannot be scheduled", code="worker_deprecated")
         cron = " ".join(data.cron.split())
+        now = self._clock.now()
         problems = Problems()
-        crontab.check(problems, cron, data.timezone)
+        crontab.check(problems, cron, data.timezone, now)
         problems.raise_if_any()
         _check_input(data.input)
         if await self._store.count(who.tenant_id, worker.id) >= MAX_SCHEDULES_PER_WORKER:
@@ -50,7 +51,6 @@ class ScheduleService:
                 f"a worker may have at most {MAX_SCHEDULES_PER_WORKER} schedules",
                 code="too_many_schedules",
             )
-        now = self._clock.now()
         schedule = Schedule(
             id=new_id("sch"),
             tenant_id=who.tenant_id,

@@ -55,10 +55,14 @@ def check_secrets(problems: Problems, secrets: list[str]) -> None:
         problems.add("secrets", "names must be unique")
 
 
+def has_control_chars(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 def check_name(problems: Problems, name: str) -> None:
     if not name.strip():
         problems.add("name", "must not be blank")
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    elif has_control_chars(name):
         problems.add("name", "must not contain control characters")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ava_platform.models import LogLine
 from ava_platform.store.db import Database
 
+_INT_MAX = 2**63 - 1  # SQLite's largest integer
+
 
 class LogStore:
     def __init__(self, db: Database) -> None:
@@ -29,6 +31,9 @@ class LogStore:
         return int(row[0]) if row else 0
 
     async def read(self, job_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+        if after_seq >= _INT_MAX:  # no seq is beyond SQLite's largest integer
+            return []
+        after_seq, limit = max(after_seq, 0), max(0, min(limit, _INT_MAX))
         rows = await self._db.fetchall(
             "SELECT seq, ts, stream, attempt, line FROM job_logs WHERE job_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",

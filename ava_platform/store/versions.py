@@ -54,6 +54,12 @@ def _row(row: sqlite3.Row) -> VersionRow:
     return msgspec.convert(data, VersionRow)
 
 
+def _storable(number: int) -> bool:
+    """SQLite integers are signed 64-bit: a number beyond names no row (binding it would
+    raise OverflowError)."""
+    return -(2**63) <= number < 2**63
+
+
 class BuildStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -96,6 +102,8 @@ class BuildStore:
             )
 
     async def get(self, worker_id: str, version: int) -> VersionRow | None:
+        if not _storable(version):
+            return None
         row = await self._db.fetchone(
             f"SELECT {_INFO}, source_code FROM worker_versions WHERE worker_id = ? AND version = ?",
             (worker_id, version),
@@ -103,6 +111,8 @@ class BuildStore:
         return _row(row) if row else None
 
     async def build_log(self, worker_id: str, version: int) -> str | None:
+        if not _storable(version):
+            return None
         row = await self._db.fetchone(
             "SELECT build_log FROM worker_versions WHERE worker_id = ? AND version = ?",
             (worker_id, version),

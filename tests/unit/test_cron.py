@@ -3,12 +3,14 @@ a real SQLite file, the real JobService (the fake executor is never reached: not
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 from ava_platform.clock import ManualClock, iso
@@ -246,6 +248,37 @@ async def test_schedule_rules(tmp_path: Path, clock: ManualClock) -> None:
         await platform.workers.deprecate(WHO, worker.id)
         with pytest.raises(Conflict):
             await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
+
+
+def test_a_cron_that_never_occurs_is_a_cron_error() -> None:
+    from ava_platform.service.validation import Problems
+
+    problems = Problems()
+    crontab.check(problems, "0 0 31 2 *", "UTC", T0)
+    assert [p["field"] for p in problems.items] == ["cron"]
+    assert "never occurs" in problems.items[0]["message"]
+    fine = Problems()
+    crontab.check(fine, "0 0 29 2 *", "UTC", T0)  # leap days do occur
+    assert fine.items == []
+
+
+async def test_a_stored_schedule_that_can_never_run_is_parked_once(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """One stored before such crons were refused: it is recorded failed and leaves the due
+    batch, instead of failing on every tick (and, 100 of them, spinning tick() forever)."""
+    async with platform_at(tmp_path / "ava.db", clock) as platform:
+        worker = await make_worker(platform)
+        good = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
+        bad = msgspec.structs.replace(good, id="sch_never", cron="0 0 31 2 *")
+        await platform.schedule_store.insert(bad)
+        clock.advance(61)
+        await asyncio.wait_for(platform.cron.tick(), 10)
+        await asyncio.wait_for(platform.cron.tick(), 10)
+        runs, total = await platform.schedule_store.runs("sch_never", limit=10, offset=0)
+        assert total == 1 and runs[0].status.value == "failed"
+        assert (await platform.schedule_store.get(None, "sch_never")).next_run_at.startswith("9999")
+        assert len(await schedule_jobs(platform, good.id)) == 1
 
 
 # -- the HTTP surface -------------------------------------------------------------------------------
