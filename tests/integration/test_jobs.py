@@ -249,7 +249,7 @@ def test_container_is_hardened_and_carries_no_input_or_env(ava: Ava) -> None:
     assert host["MemorySwap"] == 128 * 1024 * 1024
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] > 0
-    assert host["NetworkMode"] == "none"
+    assert config["NetworkDisabled"] is True  # network "none": no interface but loopback
     assert host["LogConfig"]["Config"]["max-size"]
     assert not any("docker.sock" in str(m) for m in info.get("Mounts", []))
     labels = config["Labels"]
@@ -376,3 +376,30 @@ def _assert_engine_healthy_and_clean(job_id: str) -> None:
     assert job_id not in _container_jobs()
     # the engine still answers for the platform's containers, and none of this job's is left
     assert all(_label(c, "ava.job_id") != job_id for c in ava_containers())
+
+
+NET_PROBE = """
+import os, socket
+
+def handler(input, env):
+    # a UDP connect only looks the route up: no packet is sent, with or without a network
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        reached = True
+    except OSError as exc:
+        reached = exc.errno
+    finally:
+        probe.close()
+    routes = open("/proc/net/route").read().splitlines()[1:]
+    return {"interfaces": sorted(os.listdir("/sys/class/net")), "routes": routes, "out": reached}
+"""
+
+
+def test_network_none_has_only_loopback_and_no_route(ava: Ava) -> None:
+    worker = ava.worker("python", NET_PROBE, network="none")
+    job = ava.run(worker["id"])
+    assert job["status"] == "succeeded", job
+    assert job["result"]["interfaces"] == ["lo"]
+    assert job["result"]["routes"] == []
+    assert job["result"]["out"] == 101  # ENETUNREACH: no route out at all
