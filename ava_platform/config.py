@@ -33,6 +33,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_retention: int = 5
     ca_bundle: Path | None = None
     docker_host: str | None = None
+    # the prewarmed-container pool (README: warm starts); AVA_WARM_POOL=0 turns it off
+    warm_pool: bool = True
+    warm_min_per_shape: int = 0
+    warm_max_per_shape: int = 4
+    warm_idle_ttl_s: float = 60.0
+    warm_max_idle: int = 8
+    warm_max_idle_memory_mb: int = 2048
     # older keys that still decrypt (AVA_SECRET_KEY="new,old"); secret_key encrypts
     previous_secret_keys: tuple[bytes, ...] = ()
     build_concurrency: int = 1
@@ -109,6 +116,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         job_poll_interval_s=_float(env, "AVA_POLL_INTERVAL_S", 0.5),
         ca_bundle=Path(ca) if ca else None,
         docker_host=env.get("AVA_DOCKER_HOST") or env.get("DOCKER_HOST") or None,
+        warm_pool=_int(env, "AVA_WARM_POOL", 1, 0) > 0,
+        warm_min_per_shape=_int(env, "AVA_WARM_MIN", 0, 0),
+        warm_max_per_shape=_int(env, "AVA_WARM_MAX", 4, 0),
+        warm_idle_ttl_s=max(10.0, _float(env, "AVA_WARM_IDLE_TTL_S", 60.0)),
+        warm_max_idle=_int(env, "AVA_WARM_MAX_IDLE", 8, 0),
+        warm_max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", 2048, 0),
     )
 
 

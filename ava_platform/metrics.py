@@ -82,12 +82,38 @@ class PlatformMetrics:
         self.running = Gauge(
             "ava_running_containers", "Attempts running now, each in its own container.", registry=r
         )
+        self.pool_hits = Gauge(
+            "ava_warm_pool_hits",
+            "Attempts that took a prewarmed container (since start).",
+            registry=r,
+        )
+        self.pool_misses = Gauge(
+            "ava_warm_pool_misses",
+            "Attempts that found no prewarmed container and started cold (since start).",
+            registry=r,
+        )
+        self.pool_idle = Gauge(
+            "ava_warm_pool_idle", "Prewarmed containers waiting, by shape.", ["shape"], registry=r
+        )
+        self.pool_handover = Gauge(
+            "ava_warm_pool_handover_seconds",
+            "Median time to hand a job to a prewarmed container (last 1,000).",
+            registry=r,
+        )
         self._started: dict[tuple[str, int], float] = {}
         self._source: tuple[JobCounts, Callable[[], int], Clock] | None = None
+        self._pool_stats: Callable[[], dict[str, Any]] = dict
 
-    def bind(self, jobs: JobCounts, running_count: Callable[[], int], clock: Clock) -> None:
+    def bind(
+        self,
+        jobs: JobCounts,
+        running_count: Callable[[], int],
+        clock: Clock,
+        pool_stats: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
         """Where the scrape-time gauges come from."""
         self._source = (jobs, running_count, clock)
+        self._pool_stats = pool_stats
 
     # -- hooks of the attempt runner --------------------------------------------------------
 
@@ -135,3 +161,13 @@ class PlatformMetrics:
         age_s = (clock.now() - parse_iso(oldest)).total_seconds() if oldest else 0.0
         self.oldest_age.set(max(0.0, age_s))
         self.running.set(running_count())
+        self._refresh_pool(self._pool_stats())
+
+    def _refresh_pool(self, pool: dict[str, Any]) -> None:
+        self.pool_hits.set(pool.get("hits", 0))
+        self.pool_misses.set(pool.get("misses", 0))
+        self.pool_idle.clear()
+        for shape in pool.get("shapes", []):
+            self.pool_idle.labels(shape=shape["shape"]).set(shape["idle"])
+        handover_ms = pool.get("handover_ms_p50")
+        self.pool_handover.set((handover_ms or 0) / 1000)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ava_platform.clock import Clock, SystemClock
 from ava_platform.config import Settings
 from ava_platform.executor.base import Executor
 from ava_platform.executor.builds import DockerImageBuilder
 from ava_platform.executor.docker import DockerExecutor
+from ava_platform.executor.warm import PoolSettings
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
@@ -52,7 +54,16 @@ class Platform:
         self.db = Database(settings.db_path)
         self.events = JobEvents()
         self.executor = executor or DockerExecutor(
-            platform_id=platform_id(settings), base_url=settings.docker_host
+            platform_id=platform_id(settings),
+            base_url=settings.docker_host,
+            pool=PoolSettings(
+                enabled=settings.warm_pool,
+                min_per_shape=settings.warm_min_per_shape,
+                max_per_shape=settings.warm_max_per_shape,
+                idle_ttl_s=settings.warm_idle_ttl_s,
+                max_idle=settings.warm_max_idle,
+                max_idle_memory_mb=settings.warm_max_idle_memory_mb,
+            ),
         )
         self.worker_store = WorkerStore(self.db)
         self.version_store = VersionStore(self.db)
@@ -88,7 +99,12 @@ class Platform:
             executor=self.executor,
         )
         self.events.subscribe(enqueued=self.scheduler.wake, cancel=self.scheduler.cancel)
-        self.metrics.bind(self.job_store, lambda: self.scheduler.running_count, self.clock)
+        self.metrics.bind(
+            self.job_store,
+            lambda: self.scheduler.running_count,
+            self.clock,
+            self.executor.pool_stats,
+        )
         self._wire_deploys_and_schedules(settings, builder)
         self._run_scheduler = run_scheduler
 
@@ -137,3 +153,6 @@ class Platform:
 
     async def readiness(self) -> dict[str, bool]:
         return {"store": await self.db.ping(), "docker": await self.executor.ping()}
+
+    def pool(self) -> dict[str, Any]:
+        return self.executor.pool_stats()

@@ -14,12 +14,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness: store and Docker engine reachable", tags=["health"])
+@get(
+    "/readyz",
+    summary="Readiness: store and Docker engine reachable; the prewarmed pool",
+    tags=["health"],
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     services: Services = request.app.state.services
     checks = await services.readiness()
     ready = all(checks.values())
     return Response(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {"status": "ready" if ready else "unavailable", "checks": checks, "pool": services.pool()},
         status_code=200 if ready else 503,
     )

@@ -6,13 +6,15 @@ Implementations: `docker.DockerExecutor` (the real engine) and `fake.FakeExecuto
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import msgspec
 
 # (stream, raw bytes) as they arrive; called on the event loop
 OutputSink = Callable[[str, bytes], None]
+# told the attempt's container id before the job reaches it, so recovery can find it
+BindSink = Callable[[str], Awaitable[None]]
 
 
 class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,8 +28,6 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     cpus: float
     network_enabled: bool
     timeout_s: float
-    pids_limit: int = 256
-    tmpfs_mb: int = 64
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,8 +48,14 @@ class ContainerRef(msgspec.Struct, frozen=True):
 
 class Executor(Protocol):
     async def run(
-        self, spec: RunSpec, on_output: OutputSink, cancel: asyncio.Event
+        self,
+        spec: RunSpec,
+        on_output: OutputSink,
+        cancel: asyncio.Event,
+        on_bound: BindSink | None = None,
     ) -> RunResult: ...
+
+    def pool_stats(self) -> dict[str, Any]: ...
 
     async def list_containers(self) -> list[ContainerRef]: ...
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from ava_platform.executor.base import ContainerRef, OutputSink, RunResult, RunSpec
+from ava_platform.executor.base import BindSink, ContainerRef, OutputSink, RunResult, RunSpec
 from ava_platform.executor.protocol import encode_frame, read_envelope
 
 Script = Callable[[RunSpec, dict[str, Any]], tuple[list[tuple[str, bytes]], int]]
@@ -24,8 +24,16 @@ class FakeExecutor:
         self.delay_s = delay_s
         self.runs: list[RunSpec] = []
 
-    async def run(self, spec: RunSpec, on_output: OutputSink, cancel: asyncio.Event) -> RunResult:
+    async def run(
+        self,
+        spec: RunSpec,
+        on_output: OutputSink,
+        cancel: asyncio.Event,
+        on_bound: BindSink | None = None,
+    ) -> RunResult:
         self.runs.append(spec)
+        if on_bound is not None:
+            await on_bound(f"fake-{spec.job_id}-{spec.attempt}")
         envelope = read_envelope(spec.envelope)
         try:
             await asyncio.wait_for(cancel.wait(), timeout=self.delay_s or 0.001)
@@ -36,6 +44,9 @@ class FakeExecutor:
         for stream, data in chunks:
             on_output(stream, data)
         return RunResult(exit_code=code)
+
+    def pool_stats(self) -> dict[str, Any]:
+        return {"enabled": False, "hits": 0, "misses": len(self.runs), "idle": 0, "shapes": []}
 
     async def list_containers(self) -> list[ContainerRef]:
         return []

@@ -18,7 +18,7 @@ import structlog
 from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
 from ava_platform.errors import AvaError, ExecutorError, MissingSecret
-from ava_platform.executor.base import Executor, RunResult, RunSpec
+from ava_platform.executor.base import BindSink, Executor, RunResult, RunSpec
 from ava_platform.executor.protocol import MAX_RESULT_BYTES, build_envelope, job_env, new_nonce
 from ava_platform.log import get_logger
 from ava_platform.models import AttemptOutcome, ErrorInfo, JobStatus, Network, runtime_image
@@ -121,7 +121,9 @@ class AttemptRunner:
         spec = run_spec(claimed, nonce, secret_values)
         flusher = asyncio.create_task(self._flush_loop(claimed, collector))
         try:
-            result = await self._executor.run(spec, collector.feed, cancel)
+            result = await self._executor.run(
+                spec, collector.feed, cancel, on_bound=self._binder(claimed)
+            )
         except ExecutorError as exc:
             return _failed("platform", exc.message, AttemptOutcome.PLATFORM)
         finally:
@@ -133,6 +135,12 @@ class AttemptRunner:
         if self._observer is not None and result.start_latency_s is not None:
             self._observer.container_started(result.start_latency_s)
         return classify(result, collector, claimed.run.timeout_seconds, redactor)
+
+    def _binder(self, claimed: Claimed) -> BindSink:
+        async def bind(container_id: str) -> None:
+            await self._jobs.set_container(claimed.job_id, claimed.attempt, container_id)
+
+        return bind
 
     async def _flush_loop(self, claimed: Claimed, collector: OutputCollector) -> None:
         while True:

@@ -3,7 +3,7 @@ the API sees only this protocol, so it never imports the executor or the store."
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.service.deploy import DeployService
@@ -28,3 +28,5 @@ class Services(Protocol):
     async def stop(self) -> None: ...
 
     async def readiness(self) -> dict[str, bool]: ...
+
+    def pool(self) -> dict[str, Any]: ...

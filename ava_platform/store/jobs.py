@@ -269,6 +269,16 @@ class JobStore:
             )
         return True
 
+    async def set_container(self, job_id: str, attempt: int, container_id: str) -> None:
+        """Binds the attempt to its container before the job reaches it, so recovery after a
+        crash finds and kills it."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE jobs SET container_id = ? WHERE id = ? AND attempt = ? "
+                "AND status = 'running'",
+                (container_id, job_id, attempt),
+            )
+
     async def renew_leases(self, owner: str, until: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(

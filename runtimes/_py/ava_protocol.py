@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE_DIR = "/tmp/ava/code"
 MAX_MESSAGE_CHARS = 65536  # the platform redacts, then cuts to 2000
 SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
+WARM_TTL_ENV = "AVA_WARM_TTL_S"
 
 Envelope = dict[str, Any]
 
@@ -155,9 +157,20 @@ def handle(
         return nonce, failure_body(failure), failure.exit_code
 
 
+def wait_for_job() -> None:
+    """A prewarmed container waits at most AVA_WARM_TTL_S for its job, then ends itself (and
+    the engine removes it), so the pool of a platform that died never outlives its TTL."""
+    ttl = os.environ.pop(WARM_TTL_ENV, "")
+    if ttl:
+        readable, _, _ = select.select([0], [], [], float(ttl))
+        if not readable:
+            os._exit(EXIT_OK)
+
+
 def serve(run_job: Callable[[Envelope, dict[str, str]], str]) -> NoReturn:
     """Runs one job from stdin through `run_job(envelope, env) -> ok body`, then exits."""
     frame_out = os.dup(1)  # user code may close or redirect fd 1; the frame still gets out
+    wait_for_job()
     raw = sys.stdin.buffer.readline()  # blocks until the job arrives (warm containers wait here)
     detach_stdin()
     nonce, body, code = handle(raw, run_job)

@@ -122,7 +122,12 @@ globalThis.addEventListener("unload", () => {
 });
 
 async function main() {
+  // a prewarmed container waits AVA_WARM_TTL_S at most for its job, then ends itself
+  const ttl = Number(Deno.env.get("AVA_WARM_TTL_S") || 0);
+  if (ttl > 0) Deno.env.delete("AVA_WARM_TTL_S");
+  const idle = ttl > 0 ? setTimeout(() => Deno.exit(EXIT_OK), ttl * 1000) : null;
   const line = await readLine();
+  if (idle) clearTimeout(idle);
   try {
     const parsed = parseEnvelope(line);
     nonce = parsed.nonce;

@@ -31,7 +31,12 @@ let finished = false;
 function readLine() {
   return new Promise((resolve) => {
     const chunks = [];
+    // a prewarmed container waits AVA_WARM_TTL_S at most for its job, then ends itself
+    const ttl = Number(process.env.AVA_WARM_TTL_S || 0);
+    delete process.env.AVA_WARM_TTL_S;
+    const idle = ttl > 0 ? setTimeout(() => process.exit(EXIT_OK), ttl * 1000) : null;
     const onData = (chunk) => {
+      if (idle) clearTimeout(idle);
       const at = chunk.indexOf(10);
       chunks.push(at === -1 ? chunk : chunk.subarray(0, at));
       if (at !== -1) done();

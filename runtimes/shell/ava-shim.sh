@@ -130,8 +130,14 @@ report_result() {
 
 main() {
   mkdir -p "$WORK_DIR" "$CODE_DIR" || exit $EXIT_BAD_ENVELOPE
+  # a prewarmed container waits AVA_WARM_TTL_S at most for its job's first byte, then ends
+  local first=""
+  if [ -n "${AVA_WARM_TTL_S:-}" ]; then
+    IFS= read -r -t "$AVA_WARM_TTL_S" -n 1 first || exit $EXIT_OK
+    unset AVA_WARM_TTL_S
+  fi
   # head reads in blocks (bash's `read` goes byte by byte: seconds for a 1 MiB line).
-  envelope=$(head -n 1)
+  envelope="$first$(head -n 1)"
   exec </dev/null  # the envelope is all stdin carries
   load_envelope
   resolve_entrypoint

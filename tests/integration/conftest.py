@@ -13,7 +13,9 @@ import pytest
 
 from tests.support import headers, thread_server
 
-FAST_RETRY_ENV = {"AVA_RETRY_BASE_S": "0.2", "AVA_MAX_CONCURRENT_JOBS": "4"}
+# the shared server runs every attempt cold (tests find a job's container by its labels);
+# tests/integration/test_warm_pool.py runs the same behaviours on prewarmed containers
+FAST_RETRY_ENV = {"AVA_RETRY_BASE_S": "0.2", "AVA_MAX_CONCURRENT_JOBS": "4", "AVA_WARM_POOL": "0"}
 
 
 def ava_containers() -> list[str]:
