@@ -35,6 +35,7 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     timed_out: bool = False
     oom_killed: bool = False
     cancelled: bool = False
+    ended_by_frame: bool = False  # the result frame came before the engine reported the exit
     container_id: str | None = None
     start_latency_s: float | None = None
 
@@ -53,6 +54,7 @@ class Executor(Protocol):
         on_output: OutputSink,
         cancel: asyncio.Event,
         on_bound: BindSink | None = None,
+        result_seen: asyncio.Event | None = None,
     ) -> RunResult: ...
 
     def pool_stats(self) -> dict[str, Any]: ...

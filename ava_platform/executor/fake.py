@@ -30,6 +30,7 @@ class FakeExecutor:
         on_output: OutputSink,
         cancel: asyncio.Event,
         on_bound: BindSink | None = None,
+        result_seen: asyncio.Event | None = None,
     ) -> RunResult:
         self.runs.append(spec)
         if on_bound is not None:

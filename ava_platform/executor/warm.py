@@ -51,6 +51,7 @@ class Idle:
     shape: Shape
     born_s: float
     handle: Any = None  # the engine's attach socket, owned by the executor
+    exited: Any = None  # the engine's wait for its exit, registered ahead of the job
 
 
 @dataclass
@@ -125,6 +126,16 @@ class WarmPool:
     def put(self, idle: Idle) -> None:
         self._shapes.setdefault(idle.shape, _ShapeState()).idle.append(idle)
 
+    def surplus(self) -> list[Idle]:
+        """Idle containers beyond their shape's target (its demand moved away), oldest first,
+        taken off the pool, so the caps leave room for the shapes asked for now."""
+        out = []
+        for shape, state in self._shapes.items():
+            extra = len(state.idle) - self.target(shape)
+            for _ in range(max(0, extra)):
+                out.append(state.idle.popleft())
+        return out
+
     def expired(self) -> list[Idle]:
         """Idle containers past handing out, taken off the pool (their shims end themselves
         at the TTL; the executor removes them now)."""
@@ -133,6 +144,15 @@ class WarmPool:
             limit = self.settings.idle_ttl_s - HANDOUT_MARGIN_S
             while state.idle and now - state.idle[0].born_s >= limit:
                 out.append(state.idle.popleft())
+        return out
+
+    def prune(self, dead: Callable[[Idle], bool]) -> list[Idle]:
+        """Takes off the pool every container `dead` says is gone (its shim exited)."""
+        out = []
+        for state in self._shapes.values():
+            alive = deque(i for i in state.idle if not dead(i))
+            out += [i for i in state.idle if i not in alive]
+            state.idle = alive
         return out
 
     def drain(self) -> list[Idle]:

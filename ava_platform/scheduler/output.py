@@ -5,6 +5,7 @@ across two writes is still seen whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ava_platform.clock import utcnow
@@ -25,11 +26,13 @@ class OutputCollector:
         budget_bytes: int,
         redactor: Redactor | None = None,
         cap_bytes: int | None = None,
+        on_result: Callable[[], None] | None = None,
     ) -> None:
         self._marker = frame_marker(nonce)
         self._budget = budget_bytes
         self._cap = cap_bytes if cap_bytes is not None else budget_bytes
         self._redactor = redactor or Redactor(())
+        self._on_result = on_result  # told once, when the frame (or its failure) is known
         self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._pending: list[tuple[str, str, str]] = []
         self._in_frame = False
@@ -131,11 +134,13 @@ class OutputCollector:
             data, overflow = tail, len(tail) > MAX_FRAME_BYTES
         if overflow:
             self.frame_error = "result_too_large"
-            return
-        try:
-            self.frame = decode_frame(data)
-        except BadFrame:
-            self.frame_error = "bad_frame"
+        else:
+            try:
+                self.frame = decode_frame(data)
+            except BadFrame:
+                self.frame_error = "bad_frame"
+        if self._on_result is not None:
+            self._on_result()
 
     def _emit(self, stream: str, raw: bytes) -> None:
         if self.truncated:

@@ -112,17 +112,23 @@ class AttemptRunner:
             )
         nonce = new_nonce()
         redactor = Redactor(secret_values.values())
+        result_seen = asyncio.Event()
         collector = OutputCollector(
             nonce,
             budget_bytes=max(0, self._settings.log_cap_bytes - claimed.log_bytes),
             cap_bytes=self._settings.log_cap_bytes,
             redactor=redactor,
+            on_result=result_seen.set,
         )
         spec = run_spec(claimed, nonce, secret_values)
         flusher = asyncio.create_task(self._flush_loop(claimed, collector))
         try:
             result = await self._executor.run(
-                spec, collector.feed, cancel, on_bound=self._binder(claimed)
+                spec,
+                collector.feed,
+                cancel,
+                on_bound=self._binder(claimed),
+                result_seen=result_seen,
             )
         except ExecutorError as exc:
             return _failed("platform", exc.message, AttemptOutcome.PLATFORM)
@@ -235,6 +241,9 @@ def classify(
 ) -> Outcome:
     redactor = redactor or Redactor(())
     code = result.exit_code
+    if result.ended_by_frame:  # the shim exits 0 after an ok frame, 1 after a failure's
+        ok = isinstance(collector.frame, dict) and collector.frame.get("ok") is True
+        code = 0 if ok else 1
     if result.cancelled:
         return Outcome(
             AttemptOutcome.CANCELLED,

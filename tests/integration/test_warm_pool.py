@@ -4,8 +4,11 @@ OOM and output caps behave exactly as cold."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +253,87 @@ def test_sigterm_leaves_no_container_behind(tmp_path: Path) -> None:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
     assert platform_containers(db) == set()
+
+
+class EngineProxy:
+    """A socket in front of the real engine that a test can take away and bring back: every
+    connection through it (the platform's attach streams too) closes when it goes."""
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock") -> None:
+        self.path, self.engine = path, engine
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+
+    def up(self) -> None:
+        self.path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(self.path))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self._conns.clear()
+        self.path.unlink(missing_ok=True)
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine)
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+def test_the_engine_going_away_empties_the_pool_and_it_refills_when_back(
+    runtime_images: list[str], tmp_path: Path
+) -> None:
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proxy.up()
+    env = {**POOL_ENV, "AVA_DOCKER_HOST": f"unix://{proxy.path}", "AVA_RETRY_BASE_S": "0.5"}
+    try:
+        with (
+            thread_server(tmp_path / "ava.db", **env) as url,
+            httpx.Client(base_url=f"{url}/v1/ava", headers=headers(), timeout=120) as c,
+        ):
+            ava = Ava(c)
+            wid = ava.worker("python", PROBE, network="none", max_retries=5)["id"]
+            for _ in range(3):
+                run_waited(ava, wid)
+                time.sleep(0.5)
+            eventually(lambda: pool(url)["idle"] >= 1)
+            idle_before = platform_containers(tmp_path / "ava.db")
+            proxy.down()
+            eventually(lambda: pool(url)["idle"] == 0, timeout_s=15)
+            # their streams closed with the engine's socket: the shims ended, the engine
+            # removed them
+            eventually(lambda: not (idle_before & platform_containers(tmp_path / "ava.db")), 20)
+            job = ava.trigger(wid, {}).json()  # queued while the engine is away
+            time.sleep(1.5)
+            proxy.up()
+            assert ava.wait_for(job["id"], timeout_s=60)["status"] == "succeeded"
+            eventually(lambda: pool(url)["idle"] >= 1, timeout_s=30)  # refilled
+            hits = pool(url)["hits"]
+            run_waited(ava, wid)
+            assert pool(url)["hits"] == hits + 1
+    finally:
+        proxy.down()
