@@ -337,3 +337,25 @@ def test_the_engine_going_away_empties_the_pool_and_it_refills_when_back(
             assert pool(url)["hits"] == hits + 1
     finally:
         proxy.down()
+
+
+def test_a_deploy_switches_new_jobs_to_the_new_image(pool_server: str, warm: Ava) -> None:
+    from tests.integration.test_deploy import deploy, tgz
+
+    tagged = "def handler(input, env):\n    return {'code': '%s'}\n"
+    worker = warm.worker("python", tagged % "inline", network="none")
+    for _ in range(3):
+        assert run_waited(warm, worker["id"])["result"] == {"code": "inline"}
+        time.sleep(0.4)
+    old = [s for s in pool(pool_server)["shapes"] if "runtime-python" in s["shape"]]
+    assert old and sum(s["idle"] for s in old) >= 1  # the runtime image's pool is warm
+    version = deploy(warm, worker["id"], tgz({"main.py": tagged % "bundle"}))
+    assert version["status"] == "ready", version
+    for _ in range(3):  # first cold (a new shape: the version's image), then warm
+        job = run_waited(warm, worker["id"])
+        assert job["result"] == {"code": "bundle"} and job["worker_version"] == 2
+        assert job["run"]["image"] == version["image"]
+        time.sleep(0.4)
+    shapes = {s["shape"].split("|")[0]: s for s in pool(pool_server)["shapes"]}
+    assert version["image"] in shapes
+    subprocess.run(["docker", "rmi", "-f", version["image"]], capture_output=True, check=False)
