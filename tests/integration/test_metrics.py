@@ -26,6 +26,7 @@ def handler(input, env):
     return {"ok": True}
 """
 
+
 @pytest.fixture(scope="module")
 def metrics_server(
     runtime_images: list[str], tmp_path_factory: pytest.TempPathFactory
