@@ -359,3 +359,31 @@ def test_a_deploy_switches_new_jobs_to_the_new_image(pool_server: str, warm: Ava
     shapes = {s["shape"].split("|")[0]: s for s in pool(pool_server)["shapes"]}
     assert version["image"] in shapes
     subprocess.run(["docker", "rmi", "-f", version["image"]], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("runtime", ["python", "nodejs", "deno", "shell", "wasm"])
+def test_a_shim_no_job_reaches_ends_itself_at_its_ttl(
+    runtime_images: list[str], runtime: str
+) -> None:
+    from ava_platform.executor.runtime_images import runtime_image_tag
+
+    argv = ["docker", "run", "--rm", "-i", "--network", "none", "-e", "AVA_WARM_TTL_S=2"]
+    started = time.monotonic()
+    # stdin stays open and empty, as a prewarmed container's does while it waits
+    proc = subprocess.Popen(
+        [*argv, runtime_image_tag(runtime)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        code = proc.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert code == 0, (out, err)
+    assert 1.5 < took < 20, took
+    assert b"AVA-RESULT" not in out
