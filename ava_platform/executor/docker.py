@@ -35,7 +35,7 @@ from ava_platform.log import get_logger
 log = get_logger("ava.executor")
 T = TypeVar("T")
 WARM_TTL_ENV = "AVA_WARM_TTL_S"  # the shim of a prewarmed container ends itself after this
-FRAME_GRACE_S = 0.002
+FRAME_GRACE_S = 0.003
 WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_seconds <= 3600)
 _STREAMS = {1: "stdout", 2: "stderr"}
 
