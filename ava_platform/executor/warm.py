@@ -77,13 +77,10 @@ class WarmPool:
         state = self._shapes.setdefault(shape, _ShapeState())
         now = self._now()
         state.demand.append(now)
-        while state.idle:
-            idle = state.idle.pop()  # freshest first: the furthest from its TTL
-            if now - idle.born_s < self.settings.idle_ttl_s - HANDOUT_MARGIN_S:
-                self.hits += 1
-                return idle
-            state.idle.appendleft(idle)  # older ones are past handing out too
-            break
+        # the freshest is the furthest from its TTL; if it is past handing out, all are
+        if state.idle and now - state.idle[-1].born_s < self.settings.idle_ttl_s - HANDOUT_MARGIN_S:
+            self.hits += 1
+            return state.idle.pop()
         self.misses += 1
         return None
 

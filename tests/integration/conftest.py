@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,13 @@ class Ava:
 
     def logs(self, job_id: str) -> str:
         return self.client.get(f"/jobs/{job_id}/logs").text
+
+
+@contextmanager
+def tenant_ava(server: str) -> Iterator[Ava]:
+    """Small verbs for a fresh tenant, with the admin role, on `server`."""
+    with httpx.Client(base_url=f"{server}/v1/ava", headers=headers(), timeout=120) as c:
+        yield Ava(c)
 
 
 @pytest.fixture

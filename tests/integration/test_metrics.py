@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import FAST_RETRY_ENV, Ava
-from tests.support import headers, thread_server
+from tests.integration.conftest import FAST_RETRY_ENV, Ava, tenant_ava
+from tests.support import thread_server
 
 pytestmark = pytest.mark.docker
 
@@ -38,8 +38,8 @@ def metrics_server(
 
 @pytest.fixture
 def own(metrics_server: str) -> Iterator[Ava]:
-    with httpx.Client(base_url=f"{metrics_server}/v1/ava", headers=headers(), timeout=120) as c:
-        yield Ava(c)
+    with tenant_ava(metrics_server) as ava:
+        yield ava
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Ava
+from tests.integration.conftest import Ava, tenant_ava
 from tests.support import headers, process_server, server_env, thread_server
 
 pytestmark = pytest.mark.docker
@@ -53,8 +53,8 @@ def pool_server(
 
 @pytest.fixture
 def warm(pool_server: str) -> Iterator[Ava]:
-    with httpx.Client(base_url=f"{pool_server}/v1/ava", headers=headers(), timeout=120) as c:
-        yield Ava(c)
+    with tenant_ava(pool_server) as ava:
+        yield ava
 
 
 def pool(url: str) -> dict[str, Any]:
@@ -111,10 +111,7 @@ def test_a_secret_of_one_tenant_never_reaches_a_later_job(pool_server: str, warm
     assert warm.client.put("/secrets/TOKEN", json={"value": token}).status_code == 201
     a = warm.worker("python", PROBE, secrets=["TOKEN"], network="none")
     assert run_waited(warm, a["id"])["result"]["token"] == "***"  # the handler had it
-    with httpx.Client(
-        base_url=f"{pool_server}/v1/ava", headers=headers(), timeout=120
-    ) as other_client:
-        b = Ava(other_client)
+    with tenant_ava(pool_server) as b:
         other = b.worker("python", PROBE, network="none")
         for _ in range(4):
             result = run_waited(b, other["id"])["result"]
@@ -203,22 +200,26 @@ def platform_containers(db: Path) -> set[str]:
 HANG = "import time\n\ndef handler(input, env):\n    time.sleep(input.get('s', 0))\n    return 1\n"
 
 
-def _warm_up(c: httpx.Client, worker_id: str, url: str) -> None:
+PROCESS_ENV = {k: v for k, v in POOL_ENV.items() if k != "AVA_LOG_CAP_BYTES"}
+
+
+def warm_worker(c: httpx.Client, url: str) -> str:
+    """A worker whose shape has a warm pool: three jobs asked for it."""
+    body = {"name": "w", "runtime": "python", "source_code": HANG, "network": "none"}
+    worker_id = str(c.post("/v1/ava/workers", json=body).json()["id"])
     for _ in range(3):
         resp = c.post(f"/v1/ava/workers/{worker_id}/jobs?wait=30", json={"input": {}})
         assert resp.status_code == 200, resp.text
         time.sleep(0.5)
     eventually(lambda: pool(url)["idle"] >= 1)
+    return worker_id
 
 
 def test_kill_9_with_idle_and_busy_pool_containers_then_restart(tmp_path: Path) -> None:
-    db, hdrs = tmp_path / "ava.db", headers()
-    env = {k: v for k, v in POOL_ENV.items() if k != "AVA_LOG_CAP_BYTES"}
+    db, hdrs, env = tmp_path / "ava.db", headers(), PROCESS_ENV
     with process_server(db, **env) as (url, proc), httpx.Client(base_url=url, headers=hdrs) as c:
-        body = {"name": "w", "runtime": "python", "source_code": HANG, "network": "none"}
-        worker = c.post("/v1/ava/workers", json=body).json()
-        _warm_up(c, worker["id"], url)
-        busy = c.post(f"/v1/ava/workers/{worker['id']}/jobs", json={"input": {"s": 60}}).json()
+        worker_id = warm_worker(c, url)
+        busy = c.post(f"/v1/ava/workers/{worker_id}/jobs", json={"input": {"s": 60}}).json()
         eventually(lambda: c.get(f"/v1/ava/jobs/{busy['id']}").json()["status"] == "running")
         eventually(lambda: pool(url)["idle"] >= 1)
         before = platform_containers(db)
@@ -243,12 +244,12 @@ def test_kill_9_with_idle_and_busy_pool_containers_then_restart(tmp_path: Path) 
 
 def test_sigterm_leaves_no_container_behind(tmp_path: Path) -> None:
     db, hdrs = tmp_path / "ava.db", headers()
-    env = {k: v for k, v in POOL_ENV.items() if k != "AVA_LOG_CAP_BYTES"}
-    with process_server(db, **env) as (url, proc), httpx.Client(base_url=url, headers=hdrs) as c:
-        body = {"name": "w", "runtime": "python", "source_code": HANG, "network": "none"}
-        worker = c.post("/v1/ava/workers", json=body).json()
-        _warm_up(c, worker["id"], url)
-        c.post(f"/v1/ava/workers/{worker['id']}/jobs", json={"input": {"s": 60}})
+    with (
+        process_server(db, **PROCESS_ENV) as (url, proc),
+        httpx.Client(base_url=url, headers=hdrs) as c,
+    ):
+        worker_id = warm_worker(c, url)
+        c.post(f"/v1/ava/workers/{worker_id}/jobs", json={"input": {"s": 60}})
         eventually(lambda: len(platform_containers(db)) >= 2)
         proc.terminate()
         assert proc.wait(timeout=60) == 0
