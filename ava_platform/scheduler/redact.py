@@ -64,12 +64,9 @@ class Redactor:
                 found |= forms(value)
         # longest first, so a value inside another's encoding is not half-masked
         self._forms = sorted(found, key=len, reverse=True)
-        self.forms_bytes = [f.encode() for f in self._forms]
+        self._forms_bytes = [f.encode() for f in self._forms]
         # bytes a line cut must carry over so no form is split across two stored lines
-        self.longest = len(self.forms_bytes[0]) if self.forms_bytes else 0
-
-    def __bool__(self) -> bool:
-        return bool(self._forms)
+        self.longest = len(self._forms_bytes[0]) if self._forms_bytes else 0
 
     def __call__(self, text: str) -> str:
         for form in self._forms:
@@ -100,7 +97,7 @@ class Redactor:
         moved = True
         while moved:
             moved = False
-            for form in self.forms_bytes:
+            for form in self._forms_bytes:
                 start = data.find(form, max(0, at - len(form) + 1), at + len(form) - 1)
                 if start != -1:  # straddles the cut: cut before it
                     at, moved = start, True
