@@ -121,7 +121,8 @@ class AttemptRunner:
             on_result=result_seen.set,
         )
         spec = run_spec(claimed, nonce, secret_values)
-        flusher = asyncio.create_task(self._flush_loop(claimed, collector))
+        stop_flushing = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_loop(claimed, collector, stop_flushing))
         try:
             result = await self._executor.run(
                 spec,
@@ -134,9 +135,9 @@ class AttemptRunner:
             return _failed("platform", exc.message, AttemptOutcome.PLATFORM)
         finally:
             collector.close()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            # never cancelled: a flush cut mid-write would lose the lines it had drained
+            stop_flushing.set()
+            await asyncio.shield(flusher)
             await self._flush(claimed, collector)
         if self._observer is not None and result.start_latency_s is not None:
             self._observer.container_started(result.start_latency_s)
@@ -148,9 +149,12 @@ class AttemptRunner:
 
         return bind
 
-    async def _flush_loop(self, claimed: Claimed, collector: OutputCollector) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
+    async def _flush_loop(
+        self, claimed: Claimed, collector: OutputCollector, stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FLUSH_INTERVAL_S)
             await self._flush(claimed, collector)
 
     async def _flush(self, claimed: Claimed, collector: OutputCollector) -> None:

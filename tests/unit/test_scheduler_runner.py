@@ -180,3 +180,47 @@ async def test_a_job_runs_with_the_settings_it_was_queued_with(make: Any) -> Non
     assert read_envelope(second.envelope)["source"] == "y"
     assert (await platform.jobs.get(WHO, job.id)).result["K"] == "a"
     assert (await platform.jobs.get(WHO, later.id)).result["K"] == "b"
+
+
+class SlowLogs:
+    """The real log store, each write taking a while: the attempt may end mid-write."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self._inner, self._delay_s = inner, delay_s
+
+    async def append(self, *args: Any, **kwargs: Any) -> int:
+        await asyncio.sleep(self._delay_s)
+        return int(await self._inner.append(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class TalkThenAnswer(FakeExecutor):
+    """Lines, a pause long enough for a periodic flush to start, then the frame at once."""
+
+    async def run(self, spec: RunSpec, on_output: Any, cancel: Any, **_: Any) -> Any:
+        from ava_platform.executor.base import RunResult
+
+        self.runs.append(spec)
+        nonce = read_envelope(spec.envelope)["nonce"]
+        on_output("stdout", b"line 1\nline 2\n")
+        on_output("stderr", b"err 1\n")
+        await asyncio.sleep(0.15)  # the flusher drained the lines and is writing them now
+        on_output("stdout", encode_frame(nonce, {"ok": True, "result": 1}))
+        return RunResult(exit_code=None, ended_by_frame=True)
+
+
+async def test_no_line_is_lost_when_the_attempt_ends_during_a_log_write(make: Any) -> None:
+    platform = await make(TalkThenAnswer(), scheduler=False)
+    platform.runner._logs = SlowLogs(platform.log_store, delay_s=0.2)
+    job, _ = await platform.jobs.trigger(WHO, await _worker(platform), {})
+    claimed = await platform.job_store.claim_next(
+        now=utcnow(), owner="o", lease_until=FAR, max_running=4
+    )
+    assert claimed is not None
+    await platform.runner.run(claimed, asyncio.Event())
+    done = await platform.jobs.get(WHO, job.id)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts[0].exit_code == 0
+    lines = [line.line for line in await platform.jobs.logs(WHO, job.id)]
+    assert sorted(lines) == ["err 1", "line 1", "line 2"]
