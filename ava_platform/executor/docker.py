@@ -35,7 +35,6 @@ from ava_platform.log import get_logger
 log = get_logger("ava.executor")
 T = TypeVar("T")
 WARM_TTL_ENV = "AVA_WARM_TTL_S"  # the shim of a prewarmed container ends itself after this
-FRAME_GRACE_S = 0.003
 WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_seconds <= 3600)
 _STREAMS = {1: "stdout", 2: "stderr"}
 
@@ -176,10 +175,8 @@ class DockerExecutor:
             container_id, spec, cancel, exited, result_seen
         )
         if exit_code is None and not (timed_out or cancelled):
-            # the shim's result frame is its last act: the engine reports the exit some 40 ms
-            # later, and the answer does not wait for it; a few ms let a stderr line written
-            # before the frame, on its own pipe, arrive
-            await asyncio.wait({reader}, timeout=FRAME_GRACE_S)
+            # the frame and stderr's end marker are the shim's last acts, so the output is all
+            # in: the engine reports the exit some 40 ms later, and the answer does not wait
             return RunResult(
                 exit_code=None,
                 ended_by_frame=True,

@@ -7,6 +7,8 @@ Envelope: one JSON line on stdin,
 Frame: one line on stdout, after all of the handler's own output,
     AVA-RESULT-<nonce> {"ok": true, "result": <json>}
     AVA-RESULT-<nonce> {"ok": false, "error": {"type": "...", "message": "..."}}
+written just after `AVA-END-<nonce>` on stderr: each pipe keeps its order, so once both are
+read the attempt's whole output is in, before the engine reports the exit.
 The nonce is fresh per attempt and never shown to user code, so nothing a handler prints can
 pass for its result. Everything else on stdout and stderr is log lines.
 """
@@ -23,6 +25,7 @@ from ava_platform.models import ConfigValue, RunSettings
 ENVELOPE_VERSION = 1
 BUNDLE_DIR = "/opt/ava/bundle"
 FRAME_PREFIX = "AVA-RESULT-"
+END_PREFIX = "AVA-END-"
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_FRAME_BYTES = MAX_RESULT_BYTES + 64  # the result plus the frame's own JSON around it
 
@@ -37,6 +40,10 @@ def new_nonce() -> str:
 
 def frame_marker(nonce: str) -> bytes:
     return f"{FRAME_PREFIX}{nonce} ".encode()
+
+
+def end_marker(nonce: str) -> bytes:
+    return f"{END_PREFIX}{nonce}".encode()
 
 
 def encode_frame(nonce: str, body: dict[str, Any]) -> bytes:

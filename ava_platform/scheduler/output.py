@@ -9,7 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ava_platform.clock import utcnow
-from ava_platform.executor.protocol import MAX_FRAME_BYTES, BadFrame, decode_frame, frame_marker
+from ava_platform.executor.protocol import (
+    MAX_FRAME_BYTES,
+    BadFrame,
+    decode_frame,
+    end_marker,
+    frame_marker,
+)
 from ava_platform.scheduler.redact import Redactor
 
 MAX_LINE_BYTES = 64 * 1024
@@ -29,10 +35,13 @@ class OutputCollector:
         on_result: Callable[[], None] | None = None,
     ) -> None:
         self._marker = frame_marker(nonce)
+        self._end = end_marker(nonce)
         self._budget = budget_bytes
         self._cap = cap_bytes if cap_bytes is not None else budget_bytes
         self._redactor = redactor or Redactor(())
-        self._on_result = on_result  # told once, when the frame (or its failure) is known
+        # told once, when the frame (or its failure) is known and stderr's end marker is read
+        self._on_result = on_result
+        self.stderr_ended = False
         self._buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._pending: list[tuple[str, str, str]] = []
         self._in_frame = False
@@ -82,6 +91,14 @@ class OutputCollector:
                     self._emit(stream, line[:idx])
                 self._finish_frame(line[idx + len(self._marker) :])
                 return
+        elif stream == "stderr" and not self.stderr_ended:
+            idx = line.find(self._end)
+            if idx >= 0:
+                if idx:
+                    self._emit(stream, line[:idx])
+                self.stderr_ended = True
+                self._notify()
+                return
         self._emit(stream, line)
 
     def _overlong(self, stream: str, buf: bytearray) -> None:
@@ -100,7 +117,7 @@ class OutputCollector:
                 return
             self._cut(stream, buf, max(len(self._marker), self._redactor.longest) - 1)
             return
-        self._cut(stream, buf, self._redactor.longest - 1)
+        self._cut(stream, buf, max(len(self._end), self._redactor.longest) - 1)
 
     def _cut(self, stream: str, buf: bytearray, keep: int) -> None:
         """Emits an overlong line's head. The tail kept back is long enough that a marker or a
@@ -139,8 +156,13 @@ class OutputCollector:
                 self.frame = decode_frame(data)
             except BadFrame:
                 self.frame_error = "bad_frame"
-        if self._on_result is not None:
+        self._notify()
+
+    def _notify(self) -> None:
+        known = self.frame is not None or self.frame_error is not None
+        if known and self.stderr_ended and self._on_result is not None:
             self._on_result()
+            self._on_result = None
 
     def _emit(self, stream: str, raw: bytes) -> None:
         if self.truncated:

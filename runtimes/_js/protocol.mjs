@@ -151,6 +151,11 @@ export function frame(nonce, body) {
   return `AVA-RESULT-${nonce} ${body}\n`;
 }
 
+/** Written on stderr just before the frame: stderr is complete once the platform reads it. */
+export function endMarker(nonce) {
+  return `AVA-END-${nonce}\n`;
+}
+
 /** Picks the handler among a module's exports (first defined wins) and checks its shape. */
 export function pickHandler(candidates, file) {
   const handler = candidates.find((c) => c !== undefined && c !== null);

@@ -1,8 +1,9 @@
 """The parts of the AVA shim protocol that the python and wasm shims share.
 
 `serve(run_job)` is the whole life of a shim process: block on stdin for one envelope line,
-check it, let `run_job` do the runtime's part, then write exactly one frame,
-`AVA-RESULT-<nonce> {"ok":...}`, on the original stdout after all user output, and exit
+check it, let `run_job` do the runtime's part, then write `AVA-END-<nonce>` on the original
+stderr and exactly one frame, `AVA-RESULT-<nonce> {"ok":...}`, on the original stdout, after
+all user output, and exit
 0 (ok), 1 (user code failed) or 2 (bad envelope). The contract is in runtimes/README.md.
 The builder copies this file next to each shim that imports it.
 """
@@ -170,12 +171,15 @@ def wait_for_job() -> None:
 def serve(run_job: Callable[[Envelope, dict[str, str]], str]) -> NoReturn:
     """Runs one job from stdin through `run_job(envelope, env) -> ok body`, then exits."""
     frame_out = os.dup(1)  # user code may close or redirect fd 1; the frame still gets out
+    end_out = os.dup(2)  # likewise for the end-of-stderr marker
     wait_for_job()
     raw = sys.stdin.buffer.readline()  # blocks until the job arrives (warm containers wait here)
     detach_stdin()
     nonce, body, code = handle(raw, run_job)
     flush_user_output()
     if nonce is not None:
+        # stderr is complete once its end marker is read, stdout once the frame is
+        write_all(end_out, f"AVA-END-{nonce}\n".encode())
         write_all(frame_out, f"AVA-RESULT-{nonce} {body}\n".encode())
     # os._exit: threads or atexit hooks the user left behind must not hold the container open
     # once the frame is out.

@@ -4,7 +4,7 @@
 // Plain JS so that Deno has nothing of ours to transpile at start; user code is TypeScript.
 
 import {
-  CODE_DIR, EXIT_OK, JobFailure, checkEnvelope, describe, entrypointOf, failureBody, frame,
+  CODE_DIR, EXIT_OK, JobFailure, checkEnvelope, describe, endMarker, entrypointOf, failureBody, frame,
   okBody, parseEnvelope, pickHandler, stackOf,
 } from "./protocol.mjs";
 
@@ -39,7 +39,10 @@ function finish(body, code) {
   if (finished) return;
   finished = true;
   // console.* writes synchronously, so the frame follows every line user code printed.
-  if (nonce !== null) writeAll(Deno.stdout, frame(nonce, body));
+  if (nonce !== null) {
+    writeAll(Deno.stderr, endMarker(nonce)); // stderr is complete, then stdout with the frame
+    writeAll(Deno.stdout, frame(nonce, body));
+  }
   Deno.exit(code);
 }
 
@@ -116,6 +119,7 @@ globalThis.addEventListener("unload", () => {
   if (!finished && nonce !== null) {
     finished = true;
     const failure = new JobFailure("handler_error", "handler's promise never settled");
+    writeAll(Deno.stderr, endMarker(nonce));
     writeAll(Deno.stdout, frame(nonce, failureBody(failure)));
     Deno.exitCode = failure.exitCode;
   }

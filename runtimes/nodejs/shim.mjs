@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import vm from "node:vm";
 
 import {
-  CODE_DIR, EXIT_OK, JobFailure, checkEnvelope, describe, entrypointOf,
+  CODE_DIR, EXIT_OK, JobFailure, checkEnvelope, describe, entrypointOf, endMarker,
   failureBody, frame, okBody, parseEnvelope, pickHandler, stackOf,
 } from "./protocol.mjs";
 
@@ -56,7 +56,9 @@ function finish(body, code) {
   finished = true;
   process.exitCode = code;
   if (nonce === null) return process.exit(code);
-  // Queued after every write user code made, so the frame is the last thing on stdout.
+  // Queued after every write user code made, so the frame is the last thing on stdout (and
+  // the end marker on stderr).
+  process.stderr.write(endMarker(nonce));
   process.stdout.write(frame(nonce, body), () => process.exit(code));
 }
 
@@ -171,6 +173,7 @@ process.on("exit", () => {
   // The event loop ran dry while the handler's promise was still pending.
   if (!finished && nonce !== null) {
     const failure = new JobFailure("handler_error", "handler's promise never settled");
+    fs.writeSync(2, endMarker(nonce));
     fs.writeSync(1, frame(nonce, failureBody(failure)));
     process.exitCode = failure.exitCode;
   }

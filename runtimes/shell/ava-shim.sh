@@ -15,7 +15,9 @@ job_env=()
 
 # frame BODY: the one result line, after everything the script printed.
 frame() {
-  [ -n "$nonce" ] && printf 'AVA-RESULT-%s %s\n' "$nonce" "$1"
+  [ -n "$nonce" ] || return 0
+  printf 'AVA-END-%s\n' "$nonce" >&2  # stderr is complete, then stdout with the frame
+  printf 'AVA-RESULT-%s %s\n' "$nonce" "$1"
 }
 
 # fail TYPE MESSAGE EXIT_CODE

@@ -266,6 +266,17 @@ def test_image_runs_as_non_root(images: dict[str, str], runtime: str) -> None:
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_end_of_stderr_is_marked_after_all_user_output(
+    images: dict[str, str], runtime: str
+) -> None:
+    code = rh.ECHO_WAT if runtime == "wasm" else NOOP[runtime]
+    job = rh.envelope(source_of(runtime, code), input={})
+    run = rh.run_job(images[runtime], job)
+    assert run.frames, run.describe()
+    assert run.stderr.endswith(f"AVA-END-{job['nonce']}\n"), run.describe()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_large_input(images: dict[str, str], runtime: str) -> None:
     blob = "x" * ONE_MIB
     code = rh.ECHO_WAT if runtime == "wasm" else BIG_INPUT[runtime]

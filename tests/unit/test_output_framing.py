@@ -109,3 +109,29 @@ def test_error_message_from_the_frame_is_redacted() -> None:
     c.close()
     outcome = classify(RunResult(exit_code=1), c, 30, Redactor(["tok-12345"]))
     assert outcome.error is not None and outcome.error.message == "bad ***"
+
+
+def test_the_result_is_known_once_the_frame_and_the_end_of_stderr_are_both_in() -> None:
+    seen: list[str] = []
+    c = OutputCollector(NONCE, budget_bytes=10_000, on_result=lambda: seen.append("known"))
+    c.feed("stderr", b"warn\npartial")
+    c.feed("stdout", frame({"ok": True, "result": 1}))
+    assert seen == []  # stderr may still carry a line written before the frame
+    c.feed("stderr", f"AVA-END-{NONCE}\n".encode())
+    assert seen == ["known"]
+    c.feed("stderr", f"AVA-END-{NONCE}\n".encode())  # a second one is only a log line
+    c.close()
+    assert seen == ["known"]
+    assert lines(c) == [("stderr", "warn"), ("stderr", "partial"), ("stderr", f"AVA-END-{NONCE}")]
+
+
+def test_the_end_of_stderr_before_the_frame_waits_for_the_frame() -> None:
+    seen: list[str] = []
+    c = OutputCollector(NONCE, budget_bytes=10_000, on_result=lambda: seen.append("known"))
+    c.feed("stderr", f"AVA-END-{NONCE}\n".encode())
+    c.feed("stderr", b"AVA-END-ffff\n")  # another nonce is user text
+    assert seen == []
+    c.feed("stdout", frame({"ok": False, "error": {"type": "E", "message": "m"}}))
+    assert seen == ["known"]
+    c.close()
+    assert lines(c) == [("stderr", "AVA-END-ffff")]
