@@ -56,3 +56,16 @@ def api(server_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "ava.db"
+
+
+_TIERS = ("unit", "integration", "e2e", "chaos", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker, taken from its folder, so `pytest -m <tier>` runs
+    exactly one tier and a new folder cannot slip a test out of every tier."""
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if tier not in _TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of {_TIERS}")
+        item.add_marker(tier)
