@@ -60,7 +60,9 @@ compose-up: compose-prep
 	@if docker compose version >/dev/null 2>&1; then docker compose up -d --build; else docker-compose up -d --build; fi
 
 bench: install engine images
+	bash scripts/ensure-bench-tools.sh
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/api_search.py
 	$(BIN)/python bench/runtimes.py
 	$(BIN)/python bench/jobs.py
 

@@ -70,6 +70,7 @@ class PlatformMetrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self._http_children: dict[tuple[str, str, int], Any] = {}
         self.jobs = Gauge(
             "ava_jobs", "Jobs by status and runtime.", ["status", "runtime"], registry=r
         )
@@ -136,7 +137,14 @@ class PlatformMetrics:
     # -- the API ----------------------------------------------------------------------------
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http.labels(method=method, route=route, status=str(status)).observe(seconds)
+        # the labelled child is kept: `labels()` builds and locks its way to it on every call,
+        # and route templates, methods and statuses are few
+        key = (method, route, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self.http.labels(method=method, route=route, status=str(status))
+            self._http_children[key] = child
+        child.observe(seconds)
 
     async def render(self) -> bytes:
         """The Prometheus text exposition, with the store-derived gauges refreshed first."""

@@ -16,11 +16,11 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ava_platform import __version__
 from ava_platform.api import jobs, schedules, secrets, versions, workers
-from ava_platform.api.auth import auth_guard, permission_guard, provide_principal
+from ava_platform.api.auth import authorize, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
 from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
-from ava_platform.api.openapi import IDENTITY_HEADERS
+from ava_platform.api.openapi import document_identity_headers
 from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
@@ -83,10 +83,9 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
             versions.VersionsController,
             schedules.SchedulesController,
         ],
-        guards=[auth_guard, permission_guard],
+        before_request=authorize,
         dependencies=deps,
         security=_SECURITY,
-        parameters=IDENTITY_HEADERS,
     )
     app = Litestar(
         route_handlers=[api, healthz, readyz, metrics_endpoint, _docs_assets],
@@ -97,6 +96,7 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         request_max_body_size=MAX_JSON_BODY,
         debug=False,
     )
+    document_identity_headers(app.openapi_schema, api.path)
     app.state.internal_secret = internal_secret
     app.state.services = services
     return app

@@ -1,8 +1,8 @@
 """The auth guard: the internal secret (constant time), then the identity headers, then the role.
 Order matters: a caller without the secret learns nothing else (401 before 400 before 403).
-Then the permission guard: the permission a route declares (`opt["permission"]`, see
-api/openapi.py), checked before the body is read or parsed, so a role that may not write gets
-403 whatever its body holds."""
+Then the permission the route declares (`opt["permission"]`, see api/openapi.py), checked
+before the body is read or parsed, so a role that may not write gets 403 whatever its body
+holds."""
 
 from __future__ import annotations
 
@@ -10,14 +10,32 @@ import hmac
 from typing import Any
 
 from litestar import Request
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 
 from ava_platform.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMedia
 from ava_platform.models import HEADER_ID, Role
 from ava_platform.service.auth import Permission, Principal
 
 JSON_TYPES = ("application/json",)
+# the request headers the checks read, picked straight from the ASGI scope: Litestar's Headers
+# object would parse all of them, on every request, for these few
+_READ = (
+    b"x-internal-secret",
+    b"x-tenant-id",
+    b"x-user-id",
+    b"x-platform-role",
+    b"content-length",
+    b"content-type",
+    b"transfer-encoding",
+)
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    """The first value of each header in _READ (as Litestar's `headers.get` gives)."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if name in _READ:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def authenticate(headers: Any, internal_secret: str) -> Principal:
@@ -37,26 +55,29 @@ def authenticate(headers: Any, internal_secret: str) -> Principal:
     return Principal(tenant_id=ids["x-tenant-id"], user_id=ids["x-user-id"], role=role)
 
 
-def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    secret: str = connection.app.state.internal_secret
-    connection.state.principal = authenticate(connection.headers, secret)
+async def authorize(request: Request[Any, Any, Any]) -> None:
+    """Every /v1/ava route's check, run as the router's `before_request` hook (after routing,
+    before the body is read or parsed): who is calling (401, 400), whether the role may do what
+    the route declares (`opt["permission"]`, 403), then 415 for a body that is not JSON unless
+    the route reads a raw body (`opt["raw_body"]`).
+
+    A hook and not guards: Litestar copies the route handler for every guard it calls (and runs
+    a plain `def` guard on a worker thread), on every request. No layer below the router may set
+    a `before_request` of its own: it would replace this one."""
+    scope = request.scope
+    headers = _headers(scope["headers"])
+    principal = authenticate(headers, request.app.state.internal_secret)
+    scope.setdefault("state", {})["principal"] = principal
+    opt = request.route_handler.opt
+    principal.require(Permission(opt.get("permission", Permission.READ)))
+    if not opt.get("raw_body") and scope["method"] in ("POST", "PUT", "PATCH"):
+        require_json_body(headers)
 
 
-def permission_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    principal: Principal = connection.state.principal
-    permission = handler.opt.get("permission", Permission.READ)
-    principal.require(Permission(permission))
-
-
-def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """415 for a body that is not JSON, before it is parsed."""
-    if connection.scope.get("method") not in ("POST", "PUT", "PATCH"):
-        return
-    length = connection.headers.get("content-length")
-    has_body = (length not in (None, "0")) or "transfer-encoding" in connection.headers
-    ctype = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+def require_json_body(headers: dict[str, str]) -> None:
+    length = headers.get("content-length")
+    has_body = (length not in (None, "0")) or "transfer-encoding" in headers
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if has_body and not (ctype in JSON_TYPES or ctype.endswith("+json")):
         raise UnsupportedMedia(
             f"content-type must be application/json, got {ctype or 'none'}",
@@ -65,5 +86,5 @@ def json_body_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal
+    principal: Principal = request.scope["state"]["principal"]
     return principal

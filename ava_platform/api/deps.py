@@ -1,8 +1,11 @@
-"""Names of the injected dependencies, marked explicitly as Litestar 3 will require."""
+"""Names of the injected dependencies, marked explicitly as Litestar 3 will require, and the
+provider of a service."""
 
 from __future__ import annotations
 
-from litestar.di import NamedDependency
+from typing import Any
+
+from litestar.di import NamedDependency, Provide
 
 from ava_platform.service.auth import Principal
 from ava_platform.service.deploy import DeployService
@@ -19,3 +22,14 @@ SecretsDep = NamedDependency[SecretService]
 DeployDep = NamedDependency[DeployService]
 VersionsDep = NamedDependency[VersionService]
 SchedulesDep = NamedDependency[ScheduleService]
+
+
+def provide_service(service: Any) -> Provide:
+    """A service's provider. It takes the principal (which it ignores) so that Litestar resolves
+    the two one after the other: dependencies of one level are resolved in an anyio task group,
+    a task spawned for each on every request, for awaits that never block."""
+
+    async def provide(principal: PrincipalDep) -> Any:
+        return service
+
+    return Provide(provide)

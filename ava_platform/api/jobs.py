@@ -14,8 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
-from ava_platform.api.auth import json_body_guard
-from ava_platform.api.deps import JobsDep, PrincipalDep
+from ava_platform.api.deps import JobsDep, PrincipalDep, provide_service
 from ava_platform.api.openapi import STORE_INT_MAX, operation, route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
 from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus, PageMeta
@@ -35,7 +34,6 @@ _TRIGGER["responses"][200] = ResponseSpec(Job, description="The job finished wit
 class JobsController(Controller):
     path = "/"
     tags = ["jobs"]  # noqa: RUF012
-    guards = [json_body_guard]  # noqa: RUF012
 
     @post(
         "/workers/{worker_id:str}/jobs",
@@ -201,7 +199,4 @@ def _last_event_id(request: Request[Any, Any, Any]) -> int:
 
 
 def dependencies(service: JobService) -> dict[str, Provide]:
-    async def provide() -> JobService:
-        return service
-
-    return {"jobs": Provide(provide)}
+    return {"jobs": provide_service(service)}

@@ -1,5 +1,5 @@
 """What each route declares besides its handler: the permission it needs (checked by the
-permission guard before its body is parsed, so a role that may not write learns nothing about
+auth hook before its body is parsed, so a role that may not write learns nothing about
 its body) and the error statuses it may answer, all in the one error envelope.
 
 Also the bounds the store imposes on numbers: SQLite integers are signed 64-bit, so a number
@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
+    OpenAPI,
     OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     RequestBody,
     Schema,
 )
-from litestar.params import HeaderParameter
 
 from ava_platform.models import HEADER_ID, ErrorEnvelope, Role
 from ava_platform.service.auth import Permission
@@ -44,33 +46,67 @@ _WHY = {
 
 
 _ID_RULE = "1-128 characters of [A-Za-z0-9_-]"
-IDENTITY_HEADERS: dict[str, Any] = {
-    "ava_tenant_id": HeaderParameter(
-        annotation=str,
-        name="x-tenant-id",
-        pattern=HEADER_ID.pattern,
-        description=f"Tenant: {_ID_RULE}.",
-    ),
-    "ava_user_id": HeaderParameter(
-        annotation=str,
-        name="x-user-id",
-        pattern=HEADER_ID.pattern,
-        description=f"User: {_ID_RULE}.",
-    ),
-    "ava_platform_role": HeaderParameter(
-        annotation=Role,
-        name="x-platform-role",
-        description="The caller's role (see the role table).",
-    ),
-}
-"""Documented on every /v1/ava operation; the auth guard checks them before anything else."""
 
 
-def route(permission: Permission = Permission.READ, *statuses: int) -> dict[str, Any]:
-    """Decorator arguments for a /v1/ava route: `@post(..., **route(Permission.MANAGE, 404))`."""
+def _identity_parameters() -> list[Parameter]:
+    def header(name: str, schema: Schema) -> Parameter:
+        return Parameter(
+            name=name,
+            param_in=ParamType.HEADER,
+            schema=schema,
+            description=schema.description,
+            required=True,
+        )
+
+    return [
+        header(
+            "x-tenant-id",
+            Schema(
+                type=OpenAPIType.STRING,
+                pattern=HEADER_ID.pattern,
+                description=f"Tenant: {_ID_RULE}.",
+            ),
+        ),
+        header(
+            "x-user-id",
+            Schema(
+                type=OpenAPIType.STRING, pattern=HEADER_ID.pattern, description=f"User: {_ID_RULE}."
+            ),
+        ),
+        header(
+            "x-platform-role",
+            Schema(
+                type=OpenAPIType.STRING,
+                enum=[role.value for role in Role],
+                description="The caller's role (see the role table).",
+            ),
+        ),
+    ]
+
+
+def document_identity_headers(schema: OpenAPI, prefix: str) -> None:
+    """Adds the identity headers to every operation under `prefix` in the served document.
+
+    Written into the document and not declared as Litestar parameters: a declared parameter
+    is parsed and validated on every request, and the auth check has read and checked these
+    headers before any parameter is parsed (400, 401 or 403 first)."""
+    for path, item in (schema.paths or {}).items():
+        if not path.startswith(prefix):
+            continue
+        for method in ("get", "put", "post", "delete", "patch"):
+            op: Operation | None = getattr(item, method)
+            if op is not None:
+                op.parameters = [*(op.parameters or []), *_identity_parameters()]
+
+
+def route(
+    permission: Permission = Permission.READ, *statuses: int, raw_body: bool = False
+) -> dict[str, Any]:
+    """Decorator arguments for a /v1/ava route: `@post(..., **route(Permission.MANAGE, 404))`;
+    `raw_body`: the route reads a body that is not JSON (an archive)."""
     codes = sorted({*ALWAYS, *statuses})
     return {
-        "opt": {"permission": permission},
+        "opt": {"permission": permission, "raw_body": raw_body},
         "responses": {
             code: ResponseSpec(
                 ErrorEnvelope,

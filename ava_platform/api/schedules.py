@@ -6,8 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
-from ava_platform.api.auth import json_body_guard
-from ava_platform.api.deps import PrincipalDep, SchedulesDep
+from ava_platform.api.deps import PrincipalDep, SchedulesDep, provide_service
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.models import (
@@ -24,7 +23,6 @@ from ava_platform.service.schedules import ScheduleService
 class SchedulesController(Controller):
     path = "/workers/{worker_id:str}/schedules"
     tags = ["schedules"]  # noqa: RUF012
-    guards = [json_body_guard]  # noqa: RUF012
 
     @post(
         "/",
@@ -99,7 +97,4 @@ class SchedulesController(Controller):
 
 
 def dependencies(service: ScheduleService) -> dict[str, Provide]:
-    async def provide() -> ScheduleService:
-        return service
-
-    return {"schedules": Provide(provide)}
+    return {"schedules": provide_service(service)}

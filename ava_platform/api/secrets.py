@@ -9,8 +9,7 @@ from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
-from ava_platform.api.auth import json_body_guard
-from ava_platform.api.deps import PrincipalDep, SecretsDep
+from ava_platform.api.deps import PrincipalDep, SecretsDep, provide_service
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.models import PageMeta, SecretInfo, SecretPage, SecretPut
@@ -34,7 +33,6 @@ SecretName = Annotated[
 class SecretsController(Controller):
     path = "/secrets"
     tags = ["secrets"]  # noqa: RUF012
-    guards = [json_body_guard]  # noqa: RUF012
 
     @get("/", summary="List secret names (never values)", **route(Permission.SECRETS_LIST))
     async def list_secrets(
@@ -75,7 +73,4 @@ class SecretsController(Controller):
 
 
 def dependencies(service: SecretService) -> dict[str, Provide]:
-    async def provide() -> SecretService:
-        return service
-
-    return {"secret_service": Provide(provide)}
+    return {"secret_service": provide_service(service)}

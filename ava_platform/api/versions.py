@@ -8,8 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from ava_platform.api.auth import json_body_guard
-from ava_platform.api.deps import DeployDep, PrincipalDep, VersionsDep
+from ava_platform.api.deps import DeployDep, PrincipalDep, VersionsDep, provide_service
 from ava_platform.api.openapi import STORE_INT_MAX, operation, route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.errors import Invalid, NotFound
@@ -30,8 +29,6 @@ BUNDLE_TYPES = ("application/gzip", "application/zip")
 
 
 class DeployController(Controller):
-    """No json_body_guard here: the body is an archive."""
-
     path = "/workers/{worker_id:str}"
     tags = ["versions"]  # noqa: RUF012
 
@@ -41,7 +38,7 @@ class DeployController(Controller):
         status_code=202,
         request_max_body_size=MAX_BUNDLE_BYTES,
         operation_class=operation(binary_body=BUNDLE_TYPES),
-        **route(Permission.MANAGE, 404, 409, 413, 415, 503),
+        **route(Permission.MANAGE, 404, 409, 413, 415, 503, raw_body=True),
     )
     async def deploy(
         self,
@@ -58,7 +55,6 @@ class DeployController(Controller):
 class VersionsController(Controller):
     path = "/workers/{worker_id:str}"
     tags = ["versions"]  # noqa: RUF012
-    guards = [json_body_guard]  # noqa: RUF012
 
     @get(
         "/versions",
@@ -130,10 +126,4 @@ def _stored_or_404(worker_id: str, version: int) -> None:
 
 
 def dependencies(deploy: DeployService, versions: VersionService) -> dict[str, Provide]:
-    async def provide_deploy() -> DeployService:
-        return deploy
-
-    async def provide_versions() -> VersionService:
-        return versions
-
-    return {"deploy": Provide(provide_deploy), "versions": Provide(provide_versions)}
+    return {"deploy": provide_service(deploy), "versions": provide_service(versions)}

@@ -8,8 +8,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from ava_platform.api.auth import json_body_guard
-from ava_platform.api.deps import PrincipalDep, WorkersDep
+from ava_platform.api.deps import PrincipalDep, WorkersDep, provide_service
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
 from ava_platform.errors import BadRequest
@@ -32,7 +31,6 @@ _FILTERS = {"filter[status]", "filter[runtime]"}
 class WorkersController(Controller):
     path = "/workers"
     tags = ["workers"]  # noqa: RUF012
-    guards = [json_body_guard]  # noqa: RUF012
 
     @get("/", summary="List workers", **route(Permission.READ))
     async def list_workers(
@@ -105,7 +103,4 @@ class WorkersController(Controller):
 
 
 def dependencies(service: WorkerService) -> dict[str, Provide]:
-    async def provide() -> WorkerService:
-        return service
-
-    return {"workers": Provide(provide)}
+    return {"workers": provide_service(service)}

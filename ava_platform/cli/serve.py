@@ -61,7 +61,11 @@ def serve(
     log.configure()
     log.register_secret(settings.internal_secret)
     application = create_app(Platform(settings), internal_secret=settings.internal_secret)
-    server = _server_class()(uvicorn.Config(application, host=host, port=port, log_level="warning"))
+    server = _server_class()(
+        uvicorn.Config(
+            application, host=host, port=port, log_level="warning", loop="uvloop", http="httptools"
+        )
+    )
     server.run()
     if not server.started:
         raise typer.Exit(1)

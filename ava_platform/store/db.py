@@ -1,5 +1,9 @@
-"""The SQLite store's connections: one writer (all writes serialised behind a lock, each in
-`BEGIN IMMEDIATE`) and one reader, both in WAL mode so reads never wait for writes.
+"""The SQLite store's connections, all in WAL mode so reads never wait for writes: one writer
+(aiosqlite: all writes serialised behind a lock, each in `BEGIN IMMEDIATE`, on its own thread),
+and two readers. Point reads (a row by key, a page of 20: tens of microseconds) run on the event
+loop itself through the standard library's driver: a hop to a connection thread and back costs
+more than the read, and every API request makes one or two. Reads whose size the caller cannot
+bound (a job's log, up to the log cap) take the threaded reader, so they never stall the loop.
 
 A SQLite error (or a connection closed under a statement) never leaves this module raw: it
 becomes errors.StoreError, with the driver's exception as its cause."""
@@ -9,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,16 +23,36 @@ import aiosqlite
 from ava_platform.errors import StoreError
 from ava_platform.store.migrations import MIGRATIONS
 
-Params = Iterable[Any] | dict[str, Any]
+Params = Sequence[Any] | dict[str, Any]
+
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA foreign_keys=ON",
+)
+# a WAL reader waits only while another connection recovers the log: never hold the loop long
+_INLINE_BUSY_MS = 1000
+
+
+def _connect_inline(path: Path) -> sqlite3.Connection:
+    # check_same_thread off: the loop that opened it may differ from the one using it in tests,
+    # and it is only ever used from one thread at a time (the loop's)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    for pragma in _PRAGMAS:
+        conn.execute(pragma)
+    conn.execute(f"PRAGMA busy_timeout={_INLINE_BUSY_MS}")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute("PRAGMA foreign_keys=ON")
+    for pragma in _PRAGMAS:
+        await conn.execute(pragma)
     return conn
 
 
@@ -37,6 +61,7 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -46,12 +71,16 @@ class Database:
             await self._migrate(self._writer)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only=ON")
+            self._inline = _connect_inline(self.path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
         # forgotten first: a statement still running on one of them fails as a StoreError
         conns, self._reader, self._writer = (self._reader, self._writer), None, None
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
         for conn in conns:
             if conn is not None:
                 await conn.close()
@@ -124,10 +153,19 @@ class Database:
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        """Runs and drains the statement in one step on the reader's thread. A cursor left
-        open between awaits would pin the connection's read snapshot, and every other read
-        sharing it would miss writes committed meanwhile (a job not found right after its
-        trigger returned)."""
+        """A point read, run and drained in one step on the loop. Drained at once: a cursor
+        left open would pin the connection's read snapshot, and every later read sharing it
+        would miss writes committed meanwhile (a job not found right after its trigger)."""
+        inline = self._inline
+        if inline is None:
+            raise StoreError("store is not open")
+        try:
+            return inline.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error("read", exc) from exc
+
+    async def fetchall_bulk(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A read of unbounded size, run and drained in one step on the reader's thread."""
         reader = self.reader
         try:
             return list(await reader.execute_fetchall(sql, params))

@@ -34,7 +34,7 @@ class LogStore:
         if after_seq >= _INT_MAX:  # no seq is beyond SQLite's largest integer
             return []
         after_seq, limit = max(after_seq, 0), max(0, min(limit, _INT_MAX))
-        rows = await self._db.fetchall(
+        rows = await self._db.fetchall_bulk(  # up to `limit` lines of any length
             "SELECT seq, ts, stream, attempt, line FROM job_logs WHERE job_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
             (job_id, after_seq, limit),
