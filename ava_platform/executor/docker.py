@@ -36,6 +36,9 @@ log = get_logger("ava.executor")
 T = TypeVar("T")
 WARM_TTL_ENV = "AVA_WARM_TTL_S"  # the shim of a prewarmed container ends itself after this
 WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_seconds <= 3600)
+# ended containers whose removal may wait for a quiet engine (see _reap); beyond this many the
+# oldest is removed at once, so a sustained load never piles them up
+MAX_UNREMOVED = 32
 _STREAMS = {1: "stdout", 2: "stderr"}
 
 
@@ -56,6 +59,8 @@ class DockerExecutor:
         self._refiller: asyncio.Task[None] | None = None
         self._refill_wake: asyncio.Event | None = None
         self._reaping: set[asyncio.Task[None]] = set()
+        self._unremoved: deque[str] = deque()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -102,6 +107,7 @@ class DockerExecutor:
             finally:
                 self._cold_inflight -= 1
                 self._wake_refill()  # refills waited for this create
+                self._sweep()  # and so did removals
             if on_bound is not None:
                 await on_bound(container_id)
             sock = await self._call(self._engine.attach, container_id)
@@ -297,14 +303,38 @@ class DockerExecutor:
         return stats
 
     def _reap(self, container_id: str, sock: Any = None, exited: Any = None) -> None:
-        """Removes a container off the attempt's critical path; close() waits for these."""
+        """Ends a container off the attempt's critical path: it is killed at once (nothing of
+        an ended attempt runs on), and removed once no create is in flight. Removing is engine
+        work that only frees disk: in a burst the engine's time goes to the next jobs'
+        containers first. close() removes every one left; a restart's orphan sweep removes
+        those of a process that died."""
         if sock is not None:
             close_quietly(sock)
         if exited is not None:
             close_quietly(exited)
-        task = asyncio.ensure_future(self.kill_and_remove(container_id))
+        task = asyncio.ensure_future(self._retire(container_id))
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
+
+    async def _retire(self, container_id: str) -> None:
+        try:
+            await self._call(self._engine.kill, container_id)
+        except Exception as exc:  # the engine is away: the removal below retries
+            log.warning("container_kill_failed", container_id=container_id, error=str(exc))
+        self._unremoved.append(container_id)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        if self._unremoved and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.ensure_future(self._remove_unremoved(force=False))
+            self._reaping.add(self._sweeper)
+            self._sweeper.add_done_callback(self._reaping.discard)
+
+    async def _remove_unremoved(self, *, force: bool) -> None:
+        while self._unremoved and (
+            force or self._cold_inflight == 0 or len(self._unremoved) > MAX_UNREMOVED
+        ):
+            await self.kill_and_remove(self._unremoved.popleft())
 
     def _start_reader(self, sock: Any, on_output: OutputSink) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
@@ -381,6 +411,8 @@ class DockerExecutor:
         self._drain_pool()
         if self._reaping:
             await asyncio.wait(set(self._reaping), timeout=30)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._remove_unremoved(force=True), timeout=30)
         self._engine.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
