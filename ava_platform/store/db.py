@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,52 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     for pragma in _PRAGMAS:
         await conn.execute(pragma)
     return conn
+
+
+class _Rows:
+    """The rows of a statement already run and drained."""
+
+    def __init__(self, rows: Iterable[sqlite3.Row]) -> None:
+        self._rows = list(rows)
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        rows, self._rows = self._rows, []
+        return rows
+
+
+class _Statement:
+    """`await conn.execute(...)`: the cursor (its rowcount), in one hop to the writer's
+    thread. `async with conn.execute(...) as cur`: the statement run and drained in one hop,
+    where aiosqlite's own cursor takes three (execute, fetch, close), each a round trip through
+    the loop on the path of every job."""
+
+    def __init__(self, conn: aiosqlite.Connection, sql: str, params: Params) -> None:
+        self._conn, self._sql, self._params = conn, sql, params
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Cursor]:
+        return self._conn.execute(self._sql, self._params).__await__()
+
+    async def __aenter__(self) -> _Rows:
+        return _Rows(await self._conn.execute_fetchall(self._sql, self._params))
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+class _Transaction:
+    """What `transaction()` yields: the writer, as the stores use it."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> _Statement:
+        return _Statement(self._conn, sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
 
 
 class Database:
@@ -125,12 +171,12 @@ class Database:
         return isinstance(exc, ValueError) and conn not in (self._writer, self._reader)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[_Transaction]:
         async with self._lock:
             conn = self.writer
             try:
                 await conn.execute("BEGIN IMMEDIATE")
-                yield conn
+                yield _Transaction(conn)
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.rollback()  # the body's error is the one to report
