@@ -168,11 +168,12 @@ class _Reporter:
         # 2026-07-28 clients opt in to log messages per request; older ones always get them
         self._logs = "info" in allowed_log_levels(ctx.protocol_version, ctx.meta)
 
-    async def __call__(self, line: LogLine) -> None:
+    async def __call__(self, job_id: str, line: LogLine) -> None:
         self._count += 1
         if self._logs:
             level: types.LoggingLevel = "warning" if line.stream == "stderr" else "info"
             data = {
+                "job_id": job_id,
                 "stream": line.stream,
                 "attempt": line.attempt,
                 "ts": line.ts,

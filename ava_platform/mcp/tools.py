@@ -26,7 +26,7 @@ PAGE_WORKERS = 500
 PAGE_LINES = 1000
 POLL_S = 1.0  # a missed wake-up costs at most this much latency
 
-Report = Callable[[LogLine], Awaitable[None]]
+Report = Callable[[str, LogLine], Awaitable[None]]  # (job id, line)
 
 
 class UnknownTool(Exception):
@@ -93,7 +93,7 @@ class WorkerTools:
             page = await self._jobs.logs(who, job_id, after_seq=after, limit=PAGE_LINES)
             for line in page:
                 after = line.seq
-                await report(line)
+                await report(job_id, line)
             if len(page) == PAGE_LINES:
                 continue
             if status is None or status in FINISHED:
