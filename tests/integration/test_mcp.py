@@ -232,14 +232,24 @@ def test_the_endpoint_answers_bad_auth_like_the_api(jobs_server: str) -> None:
     assert wrong_role.json()["error"]["code"] == "forbidden"
 
 
-def test_a_bad_input_schema_is_refused_on_create_and_patch(ava: Ava) -> None:
-    bad = {"type": "object", "properties": {"a": {"type": "nope"}}}
-    resp = ava.client.post("/workers", json={"name": "x", "runtime": "python", "input_schema": bad})
-    assert resp.status_code == 422
-    assert resp.json()["error"]["details"][0]["field"] == "input_schema"
-    worker = ava.worker("python", PY_ADD, name="ok")
-    resp = ava.client.patch(f"/workers/{worker['id']}", json={"input_schema": {"type": "array"}})
-    assert resp.status_code == 422
-    assert ava.client.get(f"/workers/{worker['id']}").json()["input_schema"] is None
-    resp = ava.client.patch(f"/workers/{worker['id']}", json={"input_schema": ADD_SCHEMA})
-    assert resp.status_code == 200 and resp.json()["input_schema"] == ADD_SCHEMA
+def test_a_session_answers_only_the_tenant_and_user_that_opened_it(jobs_server: str) -> None:
+    url = f"{jobs_server}/v1/ava/mcp"
+    accept = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    owner = headers()
+    opened = httpx.post(url, json=init, headers={**owner, **accept}, timeout=10)
+    assert opened.status_code == 200, opened.text
+    session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    for stranger in (headers(), headers(tenant=owner["x-tenant-id"], user="usr_other")):
+        resp = httpx.post(url, json=listing, headers={**stranger, **accept, **session}, timeout=10)
+        assert resp.status_code == 404, resp.text  # as if the session did not exist
