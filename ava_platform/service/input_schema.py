@@ -14,10 +14,12 @@ from jsonschema import Draft202012Validator, SchemaError, validators
 from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_REPORTED = 20  # argument problems reported at once
 ANY_OBJECT: dict[str, Any] = {"type": "object"}  # the tool schema of a worker without one
+_ROOT = "urn:ava:input-schema"
 
 
 def schema_problems(schema: dict[str, Any]) -> list[str]:
@@ -34,10 +36,33 @@ def schema_problems(schema: dict[str, Any]) -> list[str]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         return [f"not a valid JSON Schema at {where}: {exc.message}"]
-    try:
-        _validator(schema).is_valid({})
-    except Unresolvable as exc:
-        return [f"unresolvable $ref ({exc}); only references inside the schema are allowed"]
+    return [_ref_problem(ref) for ref in _unresolvable_refs(schema)]
+
+
+def _ref_problem(ref: str) -> str:
+    return f"$ref {ref!r} does not resolve inside the schema (only #... references are allowed)"
+
+
+def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
+    resolver = Registry().with_resource(_ROOT, DRAFT202012.create_resource(schema)).resolver(_ROOT)
+    bad = []
+    for ref in _refs(schema):
+        try:
+            if not ref.startswith("#"):
+                raise Unresolvable(ref)
+            resolver.lookup(ref)
+        except Unresolvable:
+            bad.append(ref)
+    return bad
+
+
+def _refs(node: Any) -> list[str]:
+    """Every `$ref` string in the schema, at any depth."""
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
     return []
 
 

@@ -97,7 +97,9 @@ def test_good_schemas_pass(schema: dict[str, Any]) -> None:
         ({"type": "object", "properties": {"a": {"type": "nope"}}}, "properties/a/type"),
         ({"type": "object", "required": "a"}, "not a valid JSON Schema"),
         ({"type": "object", "$schema": "https://example.com/mine"}, "unknown $schema"),
-        ({"type": "object", "$ref": "https://example.com/s.json"}, "unresolvable $ref"),
+        ({"type": "object", "$ref": "https://example.com/s.json"}, "does not resolve"),
+        ({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}}, "'#/$defs/none'"),
+        ({"type": "object", "anyOf": [{"$ref": "other.json#/x"}]}, "does not resolve"),
         ({"type": "object", "description": "x" * 70_000}, "at most"),
     ],
 )
