@@ -3,9 +3,12 @@
 The API's auth guard has run before a request reaches `handle` (401/403 in the one error
 shape), and left the principal in the ASGI scope. Each MCP request acts as the principal of
 its own HTTP request; a session is bound to the tenant and user that opened it (the SDK
-answers 404 to anyone else presenting its id). Sessions are remembered per tenant, so a
-change to that tenant's workers is announced to them as `notifications/tools/list_changed`
-(on the stream a client opened with GET; a client without one simply misses it)."""
+answers 404 to anyone else presenting its id).
+
+A change to a tenant's workers is announced as `notifications/tools/list_changed` to that
+tenant only: to its sessions (2025 protocol revisions; on the stream a client opened with GET,
+a client without one simply misses it), and on its `subscriptions/listen` streams (the
+2026-07-28 revision, where requests carry no session): one subscription bus per tenant."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from starlette.types import Receive, Scope, Send
@@ -79,6 +83,7 @@ class McpEndpoint:
     def __init__(self, tools: WorkerTools, *, max_body_bytes: int) -> None:
         self._tools = tools
         self._sessions: dict[str, weakref.WeakSet[Connection]] = {}
+        self._buses: dict[str, tuple[InMemorySubscriptionBus, ListenHandler]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self.server = _Server(
             "ava",
@@ -86,6 +91,7 @@ class McpEndpoint:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_subscriptions_listen=self._listen,
         )
         self.server.middleware.append(self._remember_session)
         self._manager = StreamableHTTPSessionManager(
@@ -112,9 +118,9 @@ class McpEndpoint:
     def workers_changed(self, tenant_id: str) -> None:
         """Announce the change to the tenant's open sessions, without holding up the caller."""
         connections = list(self._sessions.get(tenant_id, ()))
-        if not connections:
-            return
-        self._spawn(_announce(connections))
+        bus = self._buses.get(tenant_id)
+        if connections or bus:
+            self._spawn(_announce(connections, bus[0] if bus else None))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -129,6 +135,15 @@ class McpEndpoint:
         if isinstance(connection, Connection) and connection.session_id and ctx.request:
             self._sessions.setdefault(_who(ctx).tenant_id, weakref.WeakSet()).add(connection)
         return await call_next(ctx)
+
+    async def _listen(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        tenant = _who(ctx).tenant_id
+        if tenant not in self._buses:
+            bus = InMemorySubscriptionBus()
+            self._buses[tenant] = (bus, ListenHandler(bus))
+        return await self._buses[tenant][1](ctx, params)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], _: types.PaginatedRequestParams | None
@@ -186,9 +201,11 @@ class _Reporter:
         await self._ctx.session.report_progress(self._count, message=line.line)
 
 
-async def _announce(connections: list[Connection]) -> None:
+async def _announce(connections: list[Connection], bus: InMemorySubscriptionBus | None) -> None:
     for connection in connections:
         await connection.send_tool_list_changed()  # best effort: never raises
+    if bus is not None:
+        await bus.publish(ToolsListChanged())  # isolates its listeners: never raises
 
 
 def _result(outcome: Outcome) -> types.CallToolResult:

@@ -14,6 +14,7 @@ import httpx
 import httpx2
 import mcp_types as types
 import pytest
+from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -82,6 +83,11 @@ async def mcp_client(
         yield session
 
 
+def make(ava: Ava, runtime: str, source: str, name: str, **fields: Any) -> dict[str, Any]:
+    """A worker without network access: no MCP test needs one."""
+    return ava.worker(runtime, source, name=name, network="none", **fields)
+
+
 def identity_of(ava: Ava, role: str | None = None) -> dict[str, str]:
     names = ("x-internal-secret", "x-tenant-id", "x-user-id", "x-platform-role")
     found = {name: ava.client.headers[name] for name in names}
@@ -99,18 +105,18 @@ def job_total(ava: Ava, worker_id: str) -> int:
 async def test_initialize_and_list_only_this_tenants_active_workers(
     jobs_server: str, ava: Ava
 ) -> None:
-    add = ava.worker("python", PY_ADD, name="Add Numbers", description="Adds a and b",
+    add = make(ava, "python", PY_ADD, name="Add Numbers", description="Adds a and b",
                      input_schema=ADD_SCHEMA)  # fmt: skip
-    free = ava.worker("nodejs", NODE_ECHO, name="echo", description="Echoes")
-    paused = ava.worker("python", PY_ADD, name="paused one")
+    free = make(ava, "nodejs", NODE_ECHO, name="echo", description="Echoes")
+    paused = make(ava, "python", PY_ADD, name="paused one")
     assert (
         ava.client.patch(f"/workers/{paused['id']}", json={"status": "paused"}).status_code == 200
     )
-    gone = ava.worker("python", PY_ADD, name="deprecated one")
+    gone = make(ava, "python", PY_ADD, name="deprecated one")
     assert ava.client.delete(f"/workers/{gone['id']}").status_code in (200, 204)
-    twin = ava.worker("python", PY_ADD, name="ADD  numbers!")  # sanitised: add_numbers too
+    twin = make(ava, "python", PY_ADD, name="ADD  numbers!")  # sanitised: add_numbers too
     with tenant_ava(jobs_server) as other:
-        other.worker("python", PY_ADD, name="other tenant tool")
+        make(other, "python", PY_ADD, name="other tenant tool")
 
     async with mcp_client(jobs_server, identity_of(ava)) as session:
         assert session.initialize_result is not None
@@ -128,8 +134,8 @@ async def test_initialize_and_list_only_this_tenants_active_workers(
 
 
 async def test_calls_run_jobs_and_stream_their_log_lines(jobs_server: str, ava: Ava) -> None:
-    add = ava.worker("python", PY_ADD, name="add", input_schema=ADD_SCHEMA)
-    ava.worker("nodejs", NODE_ECHO, name="node echo")
+    add = make(ava, "python", PY_ADD, name="add", input_schema=ADD_SCHEMA)
+    make(ava, "nodejs", NODE_ECHO, name="node echo")
     seen = Seen()
     async with mcp_client(jobs_server, identity_of(ava), seen) as session:
         result = await session.call_tool(
@@ -159,8 +165,8 @@ async def test_calls_run_jobs_and_stream_their_log_lines(jobs_server: str, ava: 
 
 
 async def test_refusals_and_failures_are_tool_errors(jobs_server: str, ava: Ava) -> None:
-    add = ava.worker("python", PY_ADD, name="add", input_schema=ADD_SCHEMA)
-    ava.worker("python", PY_RAISE, name="raiser")
+    add = make(ava, "python", PY_ADD, name="add", input_schema=ADD_SCHEMA)
+    make(ava, "python", PY_RAISE, name="raiser")
     async with mcp_client(jobs_server, identity_of(ava)) as session:
         bad = await session.call_tool("add", {"a": "two"})
         raised = await session.call_tool("raiser", {"why": "on purpose"})
@@ -188,7 +194,7 @@ async def test_refusals_and_failures_are_tool_errors(jobs_server: str, ava: Ava)
 
 
 async def test_cancelling_the_request_cancels_the_job(jobs_server: str, ava: Ava) -> None:
-    sleeper = ava.worker("python", PY_SLEEP, name="sleeper")
+    sleeper = make(ava, "python", PY_SLEEP, name="sleeper")
     seen = Seen()
     async with mcp_client(jobs_server, identity_of(ava), seen) as session:
         with anyio.fail_after(60):
@@ -205,8 +211,8 @@ async def test_cancelling_the_request_cancels_the_job(jobs_server: str, ava: Ava
 async def test_a_paused_worker_leaves_the_list_and_the_change_is_announced(
     jobs_server: str, ava: Ava
 ) -> None:
-    keep = ava.worker("python", PY_ADD, name="keep")
-    pause = ava.worker("python", PY_ADD, name="pause me")
+    keep = make(ava, "python", PY_ADD, name="keep")
+    pause = make(ava, "python", PY_ADD, name="pause me")
     seen = Seen()
     async with mcp_client(jobs_server, identity_of(ava), seen) as session:
         before = {t.name for t in (await session.list_tools()).tools}
@@ -253,3 +259,37 @@ def test_a_session_answers_only_the_tenant_and_user_that_opened_it(jobs_server: 
     for stranger in (headers(), headers(tenant=owner["x-tenant-id"], user="usr_other")):
         resp = httpx.post(url, json=listing, headers={**stranger, **accept, **session}, timeout=10)
         assert resp.status_code == 404, resp.text  # as if the session did not exist
+
+
+async def test_a_2026_client_lists_calls_and_hears_of_changes_on_its_listen_stream(
+    jobs_server: str, ava: Ava
+) -> None:
+    """The SDK's high-level client speaks the 2026-07-28 revision: no session, per-request
+    log opt-in, and change notifications only on a `subscriptions/listen` stream."""
+    make(ava, "nodejs", NODE_ECHO, name="echo")
+    pause = make(ava, "nodejs", NODE_ECHO, name="pause me")
+    with tenant_ava(jobs_server) as other:
+        stranger = make(other, "nodejs", NODE_ECHO, name="theirs")
+        async with (
+            httpx2.AsyncClient(headers=identity_of(ava), timeout=60) as http,
+            Client(
+                streamable_http_client(f"{jobs_server}/v1/ava/mcp", http_client=http),
+                log_level="info",
+            ) as client,
+        ):
+            assert client.session.protocol_version == "2026-07-28"
+            before = {t.name for t in (await client.list_tools()).tools}
+            result = await client.call_tool("echo", {"n": 1})
+            async with client.listen(tools_list_changed=True) as changes:
+                # another tenant's change is not announced here; this tenant's is
+                other.client.patch(f"/workers/{stranger['id']}", json={"status": "paused"})
+                ava.client.patch(f"/workers/{pause['id']}", json={"status": "paused"})
+                with anyio.fail_after(10):
+                    event = await changes.__anext__()
+            after = {t.name for t in (await client.list_tools()).tools}
+
+    assert before == {"echo", "pause_me"} and after == {"echo"}
+    assert not result.is_error, result.structured_content
+    assert result.structured_content is not None
+    assert result.structured_content["result"] == {"echo": {"n": 1}}
+    assert type(event).__name__ == "ToolsListChanged"
