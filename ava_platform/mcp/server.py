@@ -116,14 +116,19 @@ class McpEndpoint:
         await self._manager.handle_request(scope, receive, send)
 
     def workers_changed(self, tenant_id: str) -> None:
-        """Announce the change to the tenant's open sessions, without holding up the caller."""
+        """Announce the change to the tenant's clients, without holding up the caller."""
         connections = list(self._sessions.get(tenant_id, ()))
         bus = self._buses.get(tenant_id)
         if connections or bus:
             self._spawn(_announce(connections, bus[0] if bus else None))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a change made outside the server's loop: nobody here to tell
+            work.close()
+            return
+        task = loop.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
