@@ -89,6 +89,7 @@ class AttemptOutcome(StrEnum):
 class Trigger(StrEnum):
     API = "api"  # POST /workers/{id}/jobs
     SCHEDULE = "schedule"  # a cron schedule fired
+    MCP = "mcp"  # an MCP client called the worker as a tool (tools/call)
 
 
 ConfigValue = str | int | float | bool
@@ -133,6 +134,14 @@ Cpus = Annotated[float, Meta(ge=0.1, description="CPU limit. Default 1.0, 0.1..h
 MaxConcurrency = Annotated[
     int, Meta(ge=1, le=10_000, description="Jobs of this worker running at once; null: unlimited.")
 ]
+InputSchema = Annotated[
+    dict[str, Any],
+    Meta(
+        description='JSON Schema of the job input, an object schema ({"type": "object", ...}); '
+        "it is the worker's MCP tool input schema, and tool calls are checked against it. "
+        "null: any JSON object."
+    ),
+]
 
 
 class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -149,6 +158,7 @@ class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cpus: Cpus = 1.0
     network: Network = Network.EGRESS
     max_concurrency: MaxConcurrency | None = None
+    input_schema: InputSchema | None = None
 
 
 class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -176,6 +186,7 @@ class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cpus: Cpus | UnsetType = UNSET
     network: Network | UnsetType = UNSET
     max_concurrency: MaxConcurrency | UnsetType | None = UNSET
+    input_schema: InputSchema | UnsetType | None = UNSET
 
 
 class Worker(msgspec.Struct, frozen=True, kw_only=True):
@@ -199,6 +210,7 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     updated_at: str
     created_by: str
+    input_schema: dict[str, Any] | None = None
 
 
 class PageMeta(msgspec.Struct, frozen=True):

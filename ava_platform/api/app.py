@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Router, asgi
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -16,11 +17,13 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ava_platform import __version__
 from ava_platform.api import jobs, schedules, secrets, versions, workers
-from ava_platform.api.auth import authorize, provide_principal
+from ava_platform.api.auth import authenticate_connection, authorize, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
 from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
 from ava_platform.api.openapi import document_identity_headers
+from ava_platform.mcp.server import McpEndpoint
+from ava_platform.mcp.tools import WorkerTools
 from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
@@ -67,6 +70,15 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         finally:
             await services.stop()
 
+    mcp = McpEndpoint(WorkerTools(services.workers, services.jobs), max_body_bytes=MAX_JSON_BODY)
+    services.workers.on_change(mcp.workers_changed)
+
+    # an ASGI route: the router's before_request hook does not run for it, this guard does
+    @asgi("/mcp", include_in_schema=False, copy_scope=True, guards=[authenticate_connection])
+    async def mcp_endpoint(scope: Any, receive: Any, send: Any) -> None:
+        """MCP over streamable HTTP (README: Workers as MCP tools)."""
+        await mcp.handle(scope, receive, send)
+
     deps: dict[str, Provide] = {"principal": Provide(provide_principal)}
     deps.update(workers.dependencies(services.workers))
     deps.update(jobs.dependencies(services.jobs))
@@ -82,6 +94,7 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
             versions.DeployController,
             versions.VersionsController,
             schedules.SchedulesController,
+            mcp_endpoint,
         ],
         before_request=authorize,
         dependencies=deps,
@@ -92,7 +105,7 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         middleware=[RequestMetrics(services.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_OPENAPI,
-        lifespan=[lifespan],
+        lifespan=[lifespan, lambda _app: mcp.lifespan()],
         request_max_body_size=MAX_JSON_BODY,
         debug=False,
     )

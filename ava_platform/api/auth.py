@@ -10,6 +10,7 @@ import hmac
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 
 from ava_platform.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMedia
 from ava_platform.models import HEADER_ID, Role
@@ -72,6 +73,16 @@ async def authorize(request: Request[Any, Any, Any]) -> None:
     principal.require(Permission(opt.get("permission", Permission.READ)))
     if not opt.get("raw_body") and scope["method"] in ("POST", "PUT", "PATCH"):
         require_json_body(headers)
+
+
+async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    """The same identity check for an ASGI route (the MCP endpoint), which Litestar's
+    `before_request` hook never reaches; every role may read, and the endpoint checks what
+    each MCP request does itself."""
+    principal = authenticate(
+        _headers(connection.scope["headers"]), connection.app.state.internal_secret
+    )
+    connection.scope.setdefault("state", {})["principal"] = principal
 
 
 def require_json_body(headers: dict[str, str]) -> None:

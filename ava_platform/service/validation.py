@@ -13,6 +13,7 @@ from typing import Any
 
 from ava_platform.errors import Invalid
 from ava_platform.models import ENV_NAME, Runtime
+from ava_platform.service.input_schema import schema_problems
 
 RESERVED_ENV_PREFIX = "AVA_"
 
@@ -88,3 +89,10 @@ def check_source(problems: Problems, runtime: Runtime, source: str | None) -> No
         return
     if not module.startswith(b"\0asm"):
         problems.add("source_code", "wasm source does not decode to a WebAssembly module")
+
+
+def check_input_schema(problems: Problems, schema: dict[str, Any] | None) -> None:
+    if schema is None:
+        return
+    for message in schema_problems(schema):
+        problems.add("input_schema", message)

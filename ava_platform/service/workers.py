@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from ava_platform.service.validation import (
     check_config,
     check_cpus,
     check_entrypoint,
+    check_input_schema,
     check_name,
     check_secrets,
     check_source,
@@ -33,6 +35,8 @@ from ava_platform.service.validation import (
 from ava_platform.store.workers import Change, VersionStore, WorkerStore
 
 _SOURCE_FIELDS = ("source_code", "entrypoint")
+# what an MCP client sees of a worker as a tool: a change to one is announced
+TOOL_FIELDS = frozenset({"name", "description", "status", "input_schema"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ class WorkerService:
         self._store = store
         self._versions = versions
         self._clock = clock
+        self._listeners: list[Callable[[str], None]] = []
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """`listener(tenant_id)` runs after a worker of that tenant is created, deprecated, or
+        changed in a field its MCP tool shows (TOOL_FIELDS)."""
+        self._listeners.append(listener)
+
+    def _changed(self, tenant_id: str) -> None:
+        for listener in self._listeners:
+            listener(tenant_id)
 
     async def create(self, who: Principal, data: WorkerCreate) -> Worker:
         who.require(Permission.MANAGE)
@@ -60,6 +74,7 @@ class WorkerService:
         check_entrypoint(problems, entrypoint)
         check_cpus(problems, data.cpus)
         check_source(problems, data.runtime, data.source_code)
+        check_input_schema(problems, data.input_schema)
         problems.raise_if_any()
         now = iso(self._clock.now())
         worker = Worker(
@@ -83,8 +98,10 @@ class WorkerService:
             created_at=now,
             updated_at=now,
             created_by=who.user_id,
+            input_schema=data.input_schema,
         )
         await self._store.insert(worker)
+        self._changed(who.tenant_id)
         return worker
 
     async def get(self, who: Principal, worker_id: str) -> Worker:
@@ -109,7 +126,10 @@ class WorkerService:
         who.require(Permission.MANAGE)
         changes = _patch_changes(patch)
         now = iso(self._clock.now())
-        return await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
+        worker = await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
+        if TOOL_FIELDS & changes.keys():
+            self._changed(who.tenant_id)
+        return worker
 
     async def runnable_version(self, worker: Worker) -> WorkerVersion:
         """The worker's current version, or Conflict when it has nothing to run (neither
@@ -125,7 +145,9 @@ class WorkerService:
     async def deprecate(self, who: Principal, worker_id: str) -> Worker:
         who.require(Permission.MANAGE)
         now = iso(self._clock.now())
-        return await self._modify(who, worker_id, lambda w: (_deprecated(w, now), False))
+        worker = await self._modify(who, worker_id, lambda w: (_deprecated(w, now), False))
+        self._changed(who.tenant_id)
+        return worker
 
     async def _modify(self, who: Principal, worker_id: str, change: Change) -> Worker:
         """Read, change and save in one store transaction: concurrent requests cannot lose
@@ -179,6 +201,8 @@ def _validate_patch(worker: Worker, changes: dict[str, Any]) -> None:
         check_cpus(problems, changes["cpus"])
     if "source_code" in changes:
         check_source(problems, worker.runtime, changes["source_code"])
+    if "input_schema" in changes:
+        check_input_schema(problems, changes["input_schema"])
     problems.raise_if_any()
 
 

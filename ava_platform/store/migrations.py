@@ -174,4 +174,8 @@ MIGRATIONS: list[str] = [
         WHERE w.id = jobs.worker_id
     );
     """,
+    # 5: a worker's optional JSON Schema of its input (its MCP tool schema); NULL: any object
+    """
+    ALTER TABLE workers ADD COLUMN input_schema TEXT;
+    """,
 ]

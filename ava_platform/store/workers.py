@@ -15,7 +15,7 @@ from ava_platform.store.db import Database
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
     "timeout_seconds, max_retries, memory_mb, cpus, network, max_concurrency, status, version, "
-    "created_at, updated_at, created_by"
+    "created_at, updated_at, created_by, input_schema"
 )
 _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _PLACEHOLDERS = ", ".join(f":{c}" for c in _NAMES)
@@ -45,6 +45,8 @@ def _to_row(worker: Worker) -> dict[str, Any]:
     row = msgspec.structs.asdict(worker)
     row["config"] = msgspec.json.encode(worker.config).decode()
     row["secrets"] = msgspec.json.encode(worker.secrets).decode()
+    schema = worker.input_schema
+    row["input_schema"] = None if schema is None else msgspec.json.encode(schema).decode()
     return row
 
 
@@ -52,6 +54,8 @@ def _from_row(row: sqlite3.Row) -> Worker:
     data = dict(row)
     data["config"] = msgspec.json.decode(data["config"])
     data["secrets"] = msgspec.json.decode(data["secrets"])
+    if data["input_schema"] is not None:
+        data["input_schema"] = msgspec.json.decode(data["input_schema"])
     return msgspec.convert(data, Worker)
 
 

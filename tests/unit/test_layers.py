@@ -24,6 +24,7 @@ _ABOVE_FOUNDATION = {
     "client",
     "executor",
     "images",
+    "mcp",
     "metrics",
     "scheduler",
     "service",
@@ -33,6 +34,8 @@ _ABOVE_FOUNDATION = {
 # layer (a subpackage, or a top-level module by its name) -> the parts it must never import
 FORBIDDEN: dict[str, set[str]] = {
     "api": {"cli", "executor", "images", "scheduler", "store", "wiring"},
+    # the MCP endpoint: a face of the services, like the api
+    "mcp": {"api", "cli", "client", "executor", "images", "scheduler", "store", "wiring"},
     "service": {"api", "cli", "executor", "images", "scheduler", "wiring"},
     "store": {"api", "cli", "client", "executor", "images", "scheduler", "service", "wiring"},
     "executor": {"api", "cli", "client", "images", "scheduler", "service", "store", "wiring"},
