@@ -20,6 +20,12 @@ const ATTEMPT_COLUMNS = [
   { label: "Error", cell: (a) => (a.error ? `${a.error.type}: ${a.error.message}` : "") },
 ];
 
+// the Error column only when an attempt has one: the table stays readable on a narrow card
+function attemptColumns(job) {
+  const anyError = job.attempts.some((a) => a.error);
+  return anyError ? ATTEMPT_COLUMNS : ATTEMPT_COLUMNS.filter((c) => c.label !== "Error");
+}
+
 function outcome(job) {
   if (job.error) {
     return section(
@@ -31,12 +37,12 @@ function outcome(job) {
   return null;
 }
 
-function summary(job) {
+function summary(job, worker) {
   return section(
     "Summary",
     definitions([
       ["Status", badge(job.status)],
-      ["Worker", h("span", null, link(workerHref(job.worker_id), h("code", null, job.worker_id)), ` v${job.worker_version}`)],
+      ["Worker", h("span", null, link(workerHref(job.worker_id), worker ? worker.name : h("code", null, job.worker_id)), ` v${job.worker_version}`)],
       ["Attempt", `${job.attempt} of ${job.max_retries + 1}`],
       ["Trigger", job.trigger],
       ["Created", h("span", null, when(job.created_at, { both: true }), " by ", job.created_by)],
@@ -108,7 +114,11 @@ export async function renderJob(main, { params, signal }) {
     if (!signal.aborted) replace(main, h("p", null, link("#/jobs", "← Jobs")), errorBox(error));
     return;
   }
-  const [mayRun, hasRerun] = await Promise.all([can("run"), apiHas(RERUN_PATH, "post")]);
+  const [mayRun, hasRerun, worker] = await Promise.all([
+    can("run"),
+    apiHas(RERUN_PATH, "post"),
+    get(`/workers/${enc(job.worker_id)}`, { signal }).catch(() => null),
+  ]);
   if (signal.aborted) return;
   const head = h("div", { class: "page-head" });
   const details = h("div", { class: "col" });
@@ -116,15 +126,15 @@ export async function renderJob(main, { params, signal }) {
   const draw = () => {
     replace(
       head,
-      h("div", null, h("p", { class: "crumbs" }, link("#/jobs", "Jobs"), " / ", link(workerHref(job.worker_id), "worker")),
+      h("div", null, h("p", { class: "crumbs" }, link("#/jobs", "Jobs"), " / ", link(workerHref(job.worker_id), worker ? worker.name : job.worker_id)),
         h("h1", null, h("code", null, job.id)), h("p", { class: "meta" }, badge(job.status), `attempt ${job.attempt} of ${job.max_retries + 1}`)),
       actions(job, { mayRun, hasRerun }),
     );
     replace(
       details,
-      summary(job),
+      summary(job, worker),
       outcome(job),
-      job.attempts.length > 0 && section("Attempts", table(ATTEMPT_COLUMNS, job.attempts)),
+      job.attempts.length > 0 && section("Attempts", table(attemptColumns(job), job.attempts)),
       section("Input", json(job.input)),
     );
   };
