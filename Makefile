@@ -13,6 +13,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# swagger-ui-bundle (Swagger UI 4) shares its import name with swagger-ui-bundle-v2,
+	@# which replaces it: an older venv drops it first
+	$(BIN)/pip uninstall -q -y swagger-ui-bundle 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 

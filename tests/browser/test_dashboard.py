@@ -197,3 +197,38 @@ def test_pages_are_served_with_a_strict_policy(tenant: Tenant) -> None:
     page = httpx.get(f"{tenant.url}/ui").text
     assert "style=" not in page and "<script>" not in page
     assert not re.search(r"""(src|href)=["']https?:""", page)  # nothing from elsewhere
+
+
+def test_the_jobs_list_follows_jobs_as_they_run_and_filters_by_status(
+    signed_in: Callable[..., Page], tenant: Tenant
+) -> None:
+    page = signed_in()
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.get_by_text("No jobs yet.")).to_be_visible()
+    worker = tenant.worker(
+        "short", "import time\ndef handler(i, e):\n    time.sleep(2)\n    return {}"
+    )
+    job = tenant.call("POST", f"/workers/{worker['id']}/jobs", json={"input": {}})
+    row = page.locator("tbody tr", has_text=job["id"])
+    expect(row).to_be_visible()  # no reload: the list refreshed itself
+    expect(row.locator(".badge")).to_have_text("succeeded", timeout=60_000)
+    page.get_by_label("Status").select_option("failed")
+    expect(page.get_by_text("No failed jobs.")).to_be_visible()
+    page.get_by_label("Status").select_option("succeeded")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    screenshot(page, "jobs")
+
+
+def test_a_worker_is_paused_and_resumed_from_its_page(
+    signed_in: Callable[..., Page], tenant: Tenant
+) -> None:
+    worker = tenant.worker("pausable", "def handler(i, e): return i")
+    page = signed_in()
+    page.goto(f"{tenant.url}/ui#/workers/{worker['id']}")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator(".page-head .badge")).to_have_text("paused")
+    expect(page.get_by_role("button", name="Run")).to_have_count(0)  # a paused worker runs nothing
+    assert tenant.call("GET", f"/workers/{worker['id']}")["status"] == "paused"
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator(".page-head .badge")).to_have_text("active")
+    expect(page.get_by_role("button", name="Run")).to_be_visible()
