@@ -8,11 +8,14 @@ PORT ?= 8080
 DATA ?= .data
 PYTEST_ARGS ?=
 
-.PHONY: install up test test-fast lint typecheck images bench engine test-engine clean compose-prep compose-up
+.PHONY: install up test test-fast lint typecheck images bench engine test-engine chromium clean compose-prep compose-up
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# swagger-ui-bundle (Swagger UI 4) shares its import name with swagger-ui-bundle-v2,
+	@# which replaces it: an older venv drops it first
+	$(BIN)/pip uninstall -q -y swagger-ui-bundle 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -37,10 +40,14 @@ up: install engine images .env
 	@mkdir -p $(DATA)
 	@set -a; . ./.env; set +a; exec $(BIN)/ava serve --host $(HOST) --port $(PORT) --db $(DATA)/ava.db
 
-test: install test-engine
+# Debian's Chromium for the browser tests (tests/browser); Playwright downloads no browser
+chromium:
+	bash scripts/ensure-chromium.sh
+
+test: install test-engine chromium
 	TESTCONTAINERS_RYUK_DISABLED=true $(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install chromium
 	$(BIN)/pytest -m "not docker" $(PYTEST_ARGS)
 
 lint: install

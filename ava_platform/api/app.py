@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router, asgi
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.static_files import create_static_files_router
-from swagger_ui_bundle import swagger_ui_path
 
-from ava_platform import __version__
-from ava_platform.api import jobs, schedules, secrets, versions, workers
+from ava_platform.api import docs, jobs, schedules, secrets, ui, versions, workers
 from ava_platform.api.auth import authenticate_connection, authorize, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
@@ -27,38 +20,6 @@ from ava_platform.mcp.tools import WorkerTools
 from ava_platform.service.container import Services
 
 MAX_JSON_BODY = 2 * 1024 * 1024
-
-_ASSETS = "/docs-assets"
-_docs_assets = create_static_files_router(
-    path=_ASSETS, directories=[Path(swagger_ui_path)], include_in_schema=False, name="docs-assets"
-)
-
-_OPENAPI = OpenAPIConfig(
-    title="AVA execution platform",
-    version=__version__,
-    description="Workers are blueprints for autonomous agents; each execution is a job.",
-    path="/docs",
-    # Swagger UI's assets are served by the app itself: a self-hosted install may be offline
-    render_plugins=[
-        SwaggerRenderPlugin(
-            path="/",
-            js_url=f"{_ASSETS}/swagger-ui-bundle.js",
-            css_url=f"{_ASSETS}/swagger-ui.css",
-            standalone_preset_js_url=f"{_ASSETS}/swagger-ui-standalone-preset.js",
-            favicon=f"<link rel='icon' type='image/png' href='{_ASSETS}/favicon-32x32.png'>",
-        )
-    ],
-    components=Components(
-        security_schemes={
-            "internalSecret": SecurityScheme(
-                type="apiKey", name="x-internal-secret", security_scheme_in="header"
-            )
-        }
-    ),
-)
-_SECURITY: list[dict[str, list[str]]] = [
-    {"internalSecret": []}
-]  # on /v1/ava only: /healthz, /readyz and /metrics are public
 
 
 def create_app(services: Services, *, internal_secret: str) -> Litestar:
@@ -98,18 +59,26 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         ],
         before_request=authorize,
         dependencies=deps,
-        security=_SECURITY,
+        security=docs.SECURITY,
     )
     app = Litestar(
-        route_handlers=[api, healthz, readyz, metrics_endpoint, _docs_assets],
-        middleware=[RequestMetrics(services.metrics)],
+        route_handlers=[
+            api,
+            healthz,
+            readyz,
+            metrics_endpoint,
+            docs.docs_assets_router(),
+            ui.router(),
+        ],
+        middleware=[RequestMetrics(services.metrics), ui.PageHeaders],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=_OPENAPI,
+        openapi_config=docs.OPENAPI_CONFIG,
         lifespan=[lifespan, lambda _app: mcp.lifespan()],
         request_max_body_size=MAX_JSON_BODY,
         debug=False,
     )
     document_identity_headers(app.openapi_schema, api.path)
+    docs.add_examples(app.openapi_schema)
     app.state.internal_secret = internal_secret
     app.state.services = services
     return app

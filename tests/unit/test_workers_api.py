@@ -797,4 +797,7 @@ def test_docs_page_is_served(server_url: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in response.text
-    assert "Human-readable worker name." in response.text  # the document is embedded
+    # the page loads the document by URL (no inline script: see test_docs_offline.py)
+    assert 'data-spec-url="/docs/openapi.json"' in response.text
+    document = httpx.get(f"{server_url}/docs/openapi.json").text
+    assert "Human-readable worker name." in document
