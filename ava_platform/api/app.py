@@ -14,7 +14,6 @@ from ava_platform.api.auth import authenticate_connection, authorize, provide_pr
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
 from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
-from ava_platform.api.openapi import document_identity_headers
 from ava_platform.mcp.server import McpEndpoint
 from ava_platform.mcp.tools import WorkerTools
 from ava_platform.service.container import Services
@@ -77,7 +76,6 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
         request_max_body_size=MAX_JSON_BODY,
         debug=False,
     )
-    document_identity_headers(app.openapi_schema, api.path)
     docs.add_examples(app.openapi_schema)
     app.state.internal_secret = internal_secret
     app.state.services = services

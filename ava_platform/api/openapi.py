@@ -11,21 +11,18 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
-    OpenAPI,
     OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
-    Parameter,
     RequestBody,
     Schema,
 )
 
-from ava_platform.models import HEADER_ID, ErrorEnvelope, Role
+from ava_platform.models import ErrorEnvelope
 from ava_platform.service.auth import Permission
 
 STORE_INT_MAX = 2**63 - 1
@@ -43,60 +40,6 @@ _WHY = {
     422: "Field validation failed (per-field details)",
     503: "The container engine is unavailable",
 }
-
-
-_ID_RULE = "1-128 characters of [A-Za-z0-9_-]"
-
-
-def _identity_parameters() -> list[Parameter]:
-    def header(name: str, schema: Schema) -> Parameter:
-        return Parameter(
-            name=name,
-            param_in=ParamType.HEADER,
-            schema=schema,
-            description=schema.description,
-            required=True,
-        )
-
-    return [
-        header(
-            "x-tenant-id",
-            Schema(
-                type=OpenAPIType.STRING,
-                pattern=HEADER_ID.pattern,
-                description=f"Tenant: {_ID_RULE}.",
-            ),
-        ),
-        header(
-            "x-user-id",
-            Schema(
-                type=OpenAPIType.STRING, pattern=HEADER_ID.pattern, description=f"User: {_ID_RULE}."
-            ),
-        ),
-        header(
-            "x-platform-role",
-            Schema(
-                type=OpenAPIType.STRING,
-                enum=[role.value for role in Role],
-                description="The caller's role (see the role table).",
-            ),
-        ),
-    ]
-
-
-def document_identity_headers(schema: OpenAPI, prefix: str) -> None:
-    """Adds the identity headers to every operation under `prefix` in the served document.
-
-    Written into the document and not declared as Litestar parameters: a declared parameter
-    is parsed and validated on every request, and the auth check has read and checked these
-    headers before any parameter is parsed (400, 401 or 403 first)."""
-    for path, item in (schema.paths or {}).items():
-        if not path.startswith(prefix):
-            continue
-        for method in ("get", "put", "post", "delete", "patch"):
-            op: Operation | None = getattr(item, method)
-            if op is not None:
-                op.parameters = [*(op.parameters or []), *_identity_parameters()]
 
 
 def route(
