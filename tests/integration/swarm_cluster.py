@@ -112,7 +112,8 @@ def _wait_socket(host: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"the second dockerd did not answer in {START_LIMIT_S:g}s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], root: Path) -> None:
+    """The node's dockerd, and the containerd it started (a killed dockerd leaves it)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -120,6 +121,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+    pidfile = root / "exec" / "containerd" / "containerd.pid"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
 
 
 def new_netns_name() -> str:
@@ -131,29 +135,13 @@ def netns_worker(manager: Manager, netns: str, images: list[str]) -> Iterator[Wo
     """A second node in `netns` (made by veth_pair), joined to `manager`'s swarm, which must
     advertise HOST_IP to be reachable from there."""
     root = Path(tempfile.mkdtemp(prefix="ava-node-"))
-    # a short socket path: unix socket paths are capped at 108 bytes
-    host = f"unix://{root}/d.sock"
-    log = root / "dockerd.log"
-    # `ip netns exec` remounts /sys, which dockerd then cannot use: enter the netns only
-    argv = [
-        "nsenter",
-        f"--net=/var/run/netns/{netns}",
-        "dockerd",
-        f"--data-root={root}/data",
-        f"--exec-root={root}/exec",
-        f"--pidfile={root}/d.pid",
-        f"-H={host}",
-        f"--cgroup-parent=/{netns}",
-        "--bridge=none",
-        "--iptables=false",
-        "--ip-masq=false",
-        "--storage-driver=overlay2",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    proc: subprocess.Popen[bytes] | None = None
+    node_id = ""
     try:
         try:
-            _wait_socket(host, proc, log)
+            proc = _start_dockerd(root, netns)
+            host = f"unix://{root}/d.sock"
+            _wait_socket(host, proc, root / "dockerd.log")
             _load_images(host, images)
             token = sh("docker", "swarm", "join-token", "-q", "worker").strip()
             sh("docker", "-H", host, "swarm", "join", "--token", token, f"{manager.addr}:2377")
@@ -161,15 +149,47 @@ def netns_worker(manager: Manager, netns: str, images: list[str]) -> Iterator[Wo
         except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
             raise NodeUnavailable(str(exc)) from exc
         yield Worker(host=host, node_id=node_id)
-        sh("docker", "node", "rm", "--force", node_id, check=False, timeout=60)
     finally:
-        _stop(proc)
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
-        subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True, check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        if node_id:
+            sh("docker", "node", "rm", "--force", node_id, check=False, timeout=60)
+        if proc is not None:
+            _stop(proc, root)
+        _unmount(root)
         for cgroup in Path("/sys/fs/cgroup").glob(f"*/{netns}"):
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
+
+
+def _start_dockerd(root: Path, netns: str) -> subprocess.Popen[bytes]:
+    # the node's whole state on a tmpfs: removing it afterwards is one unmount, not seconds of
+    # deleting image layers file by file
+    sh("mount", "-t", "tmpfs", "-o", "size=4g,mode=0711", "tmpfs", str(root))
+    # `ip netns exec` remounts /sys, which dockerd then cannot use: enter the netns only.
+    # Paths are short: a unix socket's path is capped at 108 bytes.
+    argv = [
+        "nsenter",
+        f"--net=/var/run/netns/{netns}",
+        "dockerd",
+        f"--data-root={root}/data",
+        f"--exec-root={root}/exec",
+        f"--pidfile={root}/d.pid",
+        f"-H=unix://{root}/d.sock",
+        f"--cgroup-parent=/{netns}",
+        "--bridge=none",
+        "--iptables=false",
+        "--ip-masq=false",
+        "--storage-driver=overlay2",
+    ]
+    with (root / "dockerd.log").open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _unmount(root: Path) -> None:
+    """Unmounts the node's tmpfs and whatever the node left mounted under it."""
+    if subprocess.run(["umount", "-R", str(root)], capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-R", "-l", str(root)], capture_output=True, check=False)
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def _load_images(host: str, images: list[str]) -> None:

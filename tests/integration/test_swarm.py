@@ -31,7 +31,13 @@ from tests.support import headers, process_server, thread_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SWARM_ENV = {"AVA_EXECUTOR": "swarm", "AVA_WARM_POOL": "0", "AVA_RETRY_BASE_S": "0.2"}
+# the second node holds only the python image: every other test's task stays on the manager
+SWARM_ENV = {
+    "AVA_EXECUTOR": "swarm",
+    "AVA_WARM_POOL": "0",
+    "AVA_RETRY_BASE_S": "0.2",
+    "AVA_SWARM_CONSTRAINTS": "node.role==manager",
+}
 
 
 class Swarm:
