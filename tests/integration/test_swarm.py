@@ -97,7 +97,7 @@ def wait_until(pred: Callable[[], Any], timeout_s: float = 30, what: str = "") -
 
 
 def gone(job_id: str) -> None:
-    wait_until(lambda: not services_of(job_id), 20, f"the services of {job_id} are removed")
+    wait_until(lambda: not services_of(job_id), 30, f"the services of {job_id} are removed")
 
 
 SOURCES = {
