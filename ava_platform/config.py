@@ -43,6 +43,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # older keys that still decrypt (AVA_SECRET_KEY="new,old"); secret_key encrypts
     previous_secret_keys: tuple[bytes, ...] = ()
     build_concurrency: int = 1
+    # where attempts run: "local" (this machine's engine) or "swarm" (services of the swarm
+    # whose manager is docker_host; README: the swarm executor)
+    executor: str = "local"
+    # placement constraints of every swarm task, e.g. ("node.role==worker",)
+    swarm_constraints: tuple[str, ...] = ()
 
 
 def _decode_key(raw: str) -> bytes:
@@ -89,6 +94,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+EXECUTORS = ("local", "swarm")
+
+
+def _executor(env: Mapping[str, str]) -> str:
+    name = (env.get("AVA_EXECUTOR") or "local").strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"AVA_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {name!r}")
+    return name
+
+
+def _constraints(raw: str) -> tuple[str, ...]:
+    """`node.role==worker,node.labels.pool==agents`: every one must hold."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
     env = os.environ if env is None else env
     secret = env.get("AVA_INTERNAL_SECRET", "")
@@ -122,6 +142,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         warm_idle_ttl_s=max(10.0, _float(env, "AVA_WARM_IDLE_TTL_S", 60.0)),
         warm_max_idle=_int(env, "AVA_WARM_MAX_IDLE", 8, 0),
         warm_max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", 2048, 0),
+        executor=_executor(env),
+        swarm_constraints=_constraints(env.get("AVA_SWARM_CONSTRAINTS", "")),
     )
 
 

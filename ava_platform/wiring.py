@@ -10,6 +10,7 @@ from ava_platform.config import Settings
 from ava_platform.executor.base import Executor
 from ava_platform.executor.builds import DockerImageBuilder
 from ava_platform.executor.docker import DockerExecutor
+from ava_platform.executor.swarm import SwarmExecutor
 from ava_platform.executor.warm import PoolSettings
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.scheduler.cron import CronLoop
@@ -39,6 +40,28 @@ def platform_id(settings: Settings) -> str:
     return hashlib.sha256(str(settings.db_path.resolve()).encode()).hexdigest()[:16]
 
 
+def build_executor(settings: Settings) -> Executor:
+    """The local engine's executor (the default), or the swarm's (AVA_EXECUTOR=swarm)."""
+    if settings.executor == "swarm":
+        return SwarmExecutor(
+            platform_id=platform_id(settings),
+            base_url=settings.docker_host,
+            constraints=settings.swarm_constraints,
+        )
+    return DockerExecutor(
+        platform_id=platform_id(settings),
+        base_url=settings.docker_host,
+        pool=PoolSettings(
+            enabled=settings.warm_pool,
+            min_per_shape=settings.warm_min_per_shape,
+            max_per_shape=settings.warm_max_per_shape,
+            idle_ttl_s=settings.warm_idle_ttl_s,
+            max_idle=settings.warm_max_idle,
+            max_idle_memory_mb=settings.warm_max_idle_memory_mb,
+        ),
+    )
+
+
 class Platform:
     def __init__(
         self,
@@ -53,18 +76,7 @@ class Platform:
         self.clock = clock or SystemClock()
         self.db = Database(settings.db_path)
         self.events = JobEvents()
-        self.executor = executor or DockerExecutor(
-            platform_id=platform_id(settings),
-            base_url=settings.docker_host,
-            pool=PoolSettings(
-                enabled=settings.warm_pool,
-                min_per_shape=settings.warm_min_per_shape,
-                max_per_shape=settings.warm_max_per_shape,
-                idle_ttl_s=settings.warm_idle_ttl_s,
-                max_idle=settings.warm_max_idle,
-                max_idle_memory_mb=settings.warm_max_idle_memory_mb,
-            ),
-        )
+        self.executor = executor or build_executor(settings)
         self.worker_store = WorkerStore(self.db)
         self.version_store = VersionStore(self.db)
         self.job_store = JobStore(self.db)

@@ -39,6 +39,14 @@ ensure_tools() {
   require_tool "docker-compose" docker-compose \
     'command -v docker-compose || docker compose version' "the compose deployment and its tests"
   require_tool "jq" jq 'command -v jq' "the README's examples"
+  # `ip` and `nsenter` make the swarm tests' second node (a dockerd in a network namespace);
+  # without them those tests run on one node and say why
+  if [ "$for_tests" = 1 ]; then
+    command -v ip >/dev/null 2>&1 || apt_install iproute2 ||
+      echo "ensure-docker: no ip (iproute2): the swarm tests run on one node" >&2
+    command -v nsenter >/dev/null 2>&1 || apt_install util-linux ||
+      echo "ensure-docker: no nsenter (util-linux): the swarm tests run on one node" >&2
+  fi
 }
 
 if engine_up; then

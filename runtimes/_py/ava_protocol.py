@@ -27,6 +27,7 @@ CODE_DIR = "/tmp/ava/code"
 MAX_MESSAGE_CHARS = 65536  # the platform redacts, then cuts to 2000
 SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
 WARM_TTL_ENV = "AVA_WARM_TTL_S"
+ENVELOPE_FILE_ENV = "AVA_ENVELOPE_FILE"  # where a task with no stdin (a swarm service) finds it
 
 Envelope = dict[str, Any]
 
@@ -168,12 +169,28 @@ def wait_for_job() -> None:
             os._exit(EXIT_OK)
 
 
+def read_envelope_line() -> bytes:
+    """The envelope's line: from the file AVA_ENVELOPE_FILE names when it is set (the variable
+    is removed before user code runs), else from stdin, blocking until the job arrives (warm
+    containers wait here)."""
+    path = os.environ.pop(ENVELOPE_FILE_ENV, "")
+    if not path:
+        wait_for_job()
+        return sys.stdin.buffer.readline()
+    try:
+        with open(path, "rb") as file:
+            return file.readline()
+    except OSError as exc:
+        sys.stderr.write(f"ava: cannot read the envelope file: {exc.strerror}\n")
+        return b""
+
+
 def serve(run_job: Callable[[Envelope, dict[str, str]], str]) -> NoReturn:
-    """Runs one job from stdin through `run_job(envelope, env) -> ok body`, then exits."""
+    """Runs one job from stdin (or AVA_ENVELOPE_FILE) through `run_job(envelope, env) -> ok
+    body`, then exits."""
     frame_out = os.dup(1)  # user code may close or redirect fd 1; the frame still gets out
     end_out = os.dup(2)  # likewise for the end-of-stderr marker
-    wait_for_job()
-    raw = sys.stdin.buffer.readline()  # blocks until the job arrives (warm containers wait here)
+    raw = read_envelope_line()
     detach_stdin()
     nonce, body, code = handle(raw, run_job)
     flush_user_output()

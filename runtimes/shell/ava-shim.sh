@@ -130,8 +130,7 @@ report_result() {
   exit $EXIT_OK
 }
 
-main() {
-  mkdir -p "$WORK_DIR" "$CODE_DIR" || exit $EXIT_BAD_ENVELOPE
+read_stdin_envelope() {
   # a prewarmed container waits AVA_WARM_TTL_S at most for its job's first byte, then ends
   local first=""
   if [ -n "${AVA_WARM_TTL_S:-}" ]; then
@@ -140,6 +139,18 @@ main() {
   fi
   # head reads in blocks (bash's `read` goes byte by byte: seconds for a 1 MiB line).
   envelope="$first$(head -n 1)"
+}
+
+main() {
+  mkdir -p "$WORK_DIR" "$CODE_DIR" || exit $EXIT_BAD_ENVELOPE
+  if [ -n "${AVA_ENVELOPE_FILE:-}" ]; then
+    # a task with no stdin (a swarm service) finds its envelope in this file
+    envelope="$(head -n 1 -- "$AVA_ENVELOPE_FILE")" ||
+      echo "ava: cannot read the envelope file" >&2
+    unset AVA_ENVELOPE_FILE
+  else
+    read_stdin_envelope
+  fi
   exec </dev/null  # the envelope is all stdin carries
   load_envelope
   resolve_entrypoint
