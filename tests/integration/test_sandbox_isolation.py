@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_a_gvisor_job_runs_on_gvisors_kernel_behind_the_egress_rules(ava: Ava) -
         listener.close()
     assert job["status"] == "succeeded", job
     assert job["result"]["release"] != os.uname().release
-    assert job["result"]["version"] != open("/proc/version").read()
+    assert job["result"]["version"] != Path("/proc/version").read_text()
     assert job["result"]["gateway"] != "reached"
     # and back: the same worker on runc sees the host's kernel
     patched = ava.client.patch(f"/workers/{worker['id']}", json={"isolation": "container"})
@@ -112,5 +113,5 @@ def test_a_gvisor_job_runs_on_gvisors_kernel_behind_the_egress_rules(ava: Ava) -
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="reads the engine's daemon.json")
 def test_the_set_up_script_registered_runsc_with_host_networking() -> None:
-    conf = json.loads(open("/etc/docker/daemon.json").read())
+    conf = json.loads(Path("/etc/docker/daemon.json").read_text())
     assert conf["runtimes"]["runsc"]["runtimeArgs"] == ["--network=host"]
