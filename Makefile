@@ -73,6 +73,7 @@ bench: install engine images
 	$(BIN)/python bench/runtimes.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/swarm.py
+	$(BIN)/python bench/isolation.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

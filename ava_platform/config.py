@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -48,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     executor: str = "local"
     # placement constraints of every swarm task, e.g. ("node.role==worker",)
     swarm_constraints: tuple[str, ...] = ()
+    # private IPv4 ranges egress jobs may reach on purpose (README: Security model)
+    egress_allow_cidrs: tuple[str, ...] = ()
 
 
 def _decode_key(raw: str) -> bytes:
@@ -109,6 +112,17 @@ def _constraints(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    out = []
+    for part in (p.strip() for p in env.get(name, "").split(",")):
+        if part:
+            try:
+                out.append(str(ipaddress.IPv4Network(part, strict=False)))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {part!r} is not an IPv4 network") from exc
+    return tuple(out)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None = None) -> Settings:
     env = os.environ if env is None else env
     secret = env.get("AVA_INTERNAL_SECRET", "")
@@ -126,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         secret_key=keyring[0],
         previous_secret_keys=tuple(keyring[1:]),
         build_concurrency=_int(env, "AVA_BUILD_CONCURRENCY", 1, 1),
+        egress_allow_cidrs=_cidrs(env, "AVA_EGRESS_ALLOW_CIDRS"),
         db_path=db_path or Path(env.get("AVA_DB_PATH") or ".data/ava.db"),
         max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
         log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),

@@ -11,6 +11,8 @@ them to HTTP in one place (`api/errors.py`).
     ├── Invalid              422: field validation, with per-field details
     ├── PayloadTooLarge      413
     ├── UnsupportedMedia     415
+    ├── Unavailable          503 with the platform's own reason: egress jobs while the
+    │                        firewall rules are not installed
     ├── StoreError           the store failed (not open, or a SQLite error); never the driver's
     │                        own exception
     ├── VaultError           a secret cannot be decrypted (unknown key version, or tampered)
@@ -100,6 +102,10 @@ class SecretUnreadable(MissingSecret):
         self.message = (
             f"secret(s) cannot be decrypted with the configured AVA_SECRET_KEY: {', '.join(names)}"
         )
+
+
+class Unavailable(AvaError):
+    code = "unavailable"
 
 
 class ExecutorError(AvaError):

@@ -52,6 +52,11 @@ class Network(StrEnum):
     NONE = "none"  # no network interface but loopback
 
 
+class Isolation(StrEnum):
+    CONTAINER = "container"  # the engine's default runtime (runc), hardened
+    GVISOR = "gvisor"  # gVisor's runsc: a user-space kernel between the job and the host
+
+
 class Role(StrEnum):
     SYSTEM_ADMIN = "tenant-system-admin"  # everything
     ADMIN = "tenant-admin"  # everything
@@ -131,6 +136,10 @@ MaxRetries = Annotated[
 ]
 MemoryMb = Annotated[int, Meta(ge=16, le=8192, description="Memory limit. Default 256, 16..8192.")]
 Cpus = Annotated[float, Meta(ge=0.1, description="CPU limit. Default 1.0, 0.1..host cores.")]
+IsolationField = Annotated[
+    Isolation,
+    Meta(description="container (default) | gvisor: the job's kernel is gVisor's (runsc)."),
+]
 MaxConcurrency = Annotated[
     int, Meta(ge=1, le=10_000, description="Jobs of this worker running at once; null: unlimited.")
 ]
@@ -157,6 +166,7 @@ class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     memory_mb: MemoryMb = 256
     cpus: Cpus = 1.0
     network: Network = Network.EGRESS
+    isolation: IsolationField = Isolation.CONTAINER
     max_concurrency: MaxConcurrency | None = None
     input_schema: InputSchema | None = None
 
@@ -185,6 +195,7 @@ class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     memory_mb: MemoryMb | UnsetType = UNSET
     cpus: Cpus | UnsetType = UNSET
     network: Network | UnsetType = UNSET
+    isolation: IsolationField | UnsetType = UNSET
     max_concurrency: MaxConcurrency | UnsetType | None = UNSET
     input_schema: InputSchema | UnsetType | None = UNSET
 
@@ -204,6 +215,7 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int
     cpus: float
     network: Network
+    isolation: Isolation = Isolation.CONTAINER
     max_concurrency: int | None
     status: WorkerStatus
     version: int
@@ -263,6 +275,7 @@ class RunSettings(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int
     cpus: float
     network: Network
+    isolation: Isolation = Isolation.CONTAINER  # jobs queued before the field: runc
 
 
 class JobCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

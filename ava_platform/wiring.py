@@ -10,6 +10,8 @@ from ava_platform.config import Settings
 from ava_platform.executor.base import Executor
 from ava_platform.executor.builds import DockerImageBuilder
 from ava_platform.executor.docker import DockerExecutor
+from ava_platform.executor.egress import EgressGuard
+from ava_platform.executor.sandbox import EngineSandbox
 from ava_platform.executor.swarm import SwarmExecutor
 from ava_platform.executor.warm import PoolSettings
 from ava_platform.metrics import PlatformMetrics
@@ -19,6 +21,7 @@ from ava_platform.scheduler.runner import AttemptRunner
 from ava_platform.service.deploy import DeployService, ImageBuilder
 from ava_platform.service.events import JobEvents
 from ava_platform.service.jobs import JobService
+from ava_platform.service.sandbox import OpenSandbox, Sandbox
 from ava_platform.service.schedules import ScheduleService
 from ava_platform.service.secrets import SecretService
 from ava_platform.service.secrets_source import SecretSource
@@ -40,7 +43,7 @@ def platform_id(settings: Settings) -> str:
     return hashlib.sha256(str(settings.db_path.resolve()).encode()).hexdigest()[:16]
 
 
-def build_executor(settings: Settings) -> Executor:
+def build_executor(settings: Settings, egress: EgressGuard) -> Executor:
     """The local engine's executor (the default), or the swarm's (AVA_EXECUTOR=swarm)."""
     if settings.executor == "swarm":
         return SwarmExecutor(
@@ -51,6 +54,7 @@ def build_executor(settings: Settings) -> Executor:
     return DockerExecutor(
         platform_id=platform_id(settings),
         base_url=settings.docker_host,
+        egress=egress,
         pool=PoolSettings(
             enabled=settings.warm_pool,
             min_per_shape=settings.warm_min_per_shape,
@@ -71,12 +75,21 @@ class Platform:
         executor: Executor | None = None,
         run_scheduler: bool = True,
         builder: ImageBuilder | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.db = Database(settings.db_path)
         self.events = JobEvents()
-        self.executor = executor or build_executor(settings)
+        guard = EgressGuard(settings.docker_host, allow_cidrs=settings.egress_allow_cidrs)
+        # the engine's sandbox is prepared at start: only with the engine's own executor
+        self._engine_sandbox = (
+            EngineSandbox(guard, settings.docker_host, services=settings.executor == "swarm")
+            if executor is None
+            else None
+        )
+        self.sandbox: Sandbox = sandbox or self._engine_sandbox or OpenSandbox()
+        self.executor = executor or build_executor(settings, guard)
         self.worker_store = WorkerStore(self.db)
         self.version_store = VersionStore(self.db)
         self.job_store = JobStore(self.db)
@@ -84,13 +97,16 @@ class Platform:
         self.keyring = Keyring([settings.secret_key, *settings.previous_secret_keys])
         self.secret_store = SecretStore(self.db)
         self.secrets: SecretSource = VaultSecrets(self.secret_store, self.keyring)
-        self.workers = WorkerService(self.worker_store, self.version_store, self.clock)
+        self.workers = WorkerService(
+            self.worker_store, self.version_store, self.clock, sandbox=self.sandbox
+        )
         self.jobs = JobService(
             jobs=self.job_store,
             logs=self.log_store,
             workers=self.workers,
             events=self.events,
             clock=self.clock,
+            sandbox=self.sandbox,
         )
         self.metrics = PlatformMetrics()
         self.runner = AttemptRunner(
@@ -122,6 +138,8 @@ class Platform:
 
     async def start(self) -> None:
         await self.db.open()
+        if self._engine_sandbox is not None:
+            await self._engine_sandbox.prepare()  # says at start when egress is refused
         if self._run_scheduler:
             await self.scheduler.start()
         await self.deploys.recover()

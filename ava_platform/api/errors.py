@@ -25,6 +25,7 @@ STATUS_OF: dict[type[errors.AvaError], int] = {
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMedia: 415,
     errors.ExecutorError: 503,
+    errors.Unavailable: 503,
 }
 _HTTP_CODES = {
     400: "bad_request",
@@ -80,7 +81,8 @@ def handle_ava_error(request: Request[Any, Any, Any], exc: errors.AvaError) -> R
             error_type=type(exc).__name__,
             detail=exc.message,
         )
-        return error_response(status, exc.code, _GENERIC.get(status, "internal error"))
+        if not isinstance(exc, errors.Unavailable):  # its message is the platform's own
+            return error_response(status, exc.code, _GENERIC.get(status, "internal error"))
     return error_response(status, exc.code, exc.message, exc.details)
 
 

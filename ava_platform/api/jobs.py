@@ -27,7 +27,7 @@ NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 TEXT = "text/plain"
 _EVENT_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
-_TRIGGER = route(Permission.RUN, 404, 409, 413, 415, 422)
+_TRIGGER = route(Permission.RUN, 404, 409, 413, 415, 422, 503)
 _TRIGGER["responses"][200] = ResponseSpec(Job, description="The job finished within `wait`")
 
 

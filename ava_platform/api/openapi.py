@@ -38,7 +38,7 @@ _WHY = {
     413: "Body too large",
     415: "Unsupported media type",
     422: "Field validation failed (per-field details)",
-    503: "The container engine is unavailable",
+    503: "The container engine is unavailable, or cannot run the job protected",
 }
 
 

@@ -63,7 +63,10 @@ class WorkersController(Controller):
         return WorkerPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
     @post(
-        "/", summary="Create a worker", status_code=201, **route(Permission.MANAGE, 413, 415, 422)
+        "/",
+        summary="Create a worker",
+        status_code=201,
+        **route(Permission.MANAGE, 413, 415, 422, 503),
     )
     async def create_worker(
         self, data: JSONBody[WorkerCreate], workers: WorkersDep, principal: PrincipalDep
@@ -79,7 +82,7 @@ class WorkersController(Controller):
     @patch(
         "/{worker_id:str}",
         summary="Update a worker",
-        **route(Permission.MANAGE, 404, 409, 413, 415, 422),
+        **route(Permission.MANAGE, 404, 409, 413, 415, 422, 503),
     )
     async def update_worker(
         self,

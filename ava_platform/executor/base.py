@@ -28,6 +28,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     cpus: float
     network_enabled: bool
     timeout_s: float
+    isolation: str = "container"  # models.Isolation's value
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):

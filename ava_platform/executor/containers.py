@@ -21,15 +21,15 @@ from tenacity import (
 
 from ava_platform.errors import ExecutorError, ImageMissing
 from ava_platform.executor.base import RunSpec
+from ava_platform.executor.egress import EgressGuard
 from ava_platform.executor.engine import engine_client
+from ava_platform.executor.sandbox_spec import hardening
 from ava_platform.executor.warm import Idle, Shape
 
 SHIM_USER = "10001:10001"
 MANAGED_LABEL = "ava.managed"
 PLATFORM_LABEL = "ava.platform_id"
 POOL_LABEL = "ava.pool"  # a prewarmed container: no job's until one takes it
-PIDS_LIMIT = 256
-TMPFS_MB = 64
 
 
 def _transient(exc: BaseException) -> bool:
@@ -66,12 +66,15 @@ def translate(exc: Exception, what: str) -> ExecutorError:
 class Containers:
     """Create, attach, start, watch, kill and inspect containers of one platform."""
 
-    def __init__(self, platform_id: str, base_url: str | None) -> None:
+    def __init__(
+        self, platform_id: str, base_url: str | None, egress: EgressGuard | None = None
+    ) -> None:
         # containers carry the id of the platform that made them, so two platforms sharing an
         # engine (a dev server beside a test run) never sweep up each other's containers
         self.platform_id = platform_id
         self._base_url = base_url
         self._client: docker.APIClient | None = None
+        self._egress = egress or EgressGuard(base_url)
 
     def api(self) -> docker.APIClient:
         if self._client is None:
@@ -95,20 +98,13 @@ class Containers:
         """A container with every hardening option. `network: none` is networking disabled
         in the container config: only loopback, no route out, like `network_mode: none`, and
         faster to create."""
+        if shape.network_enabled:
+            self._require_egress()
         api = self.api()
         host_config = api.create_host_config(
-            mem_limit=f"{shape.memory_mb}m",
-            memswap_limit=f"{shape.memory_mb}m",  # same as memory: no swap
-            nano_cpus=int(shape.cpus * 1e9),
-            pids_limit=PIDS_LIMIT,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            read_only=True,
-            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMPFS_MB}m"},
-            network_mode="bridge" if shape.network_enabled else None,
+            **hardening(shape, auto_remove=auto_remove),
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
             ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
-            auto_remove=auto_remove,
         )
         config = api.create_container_config(
             image=image,
@@ -125,6 +121,14 @@ class Containers:
         config["AttachStdin"] = True
         created = api.create_container_from_config(config)
         return str(created["Id"])
+
+    def _require_egress(self) -> None:
+        """An egress container only on the managed network with its rules in place."""
+        status = self._egress.prepare()
+        if not status.ready:
+            raise ExecutorError(
+                f"egress jobs are refused: {status.reason}", code="egress_unavailable"
+            )
 
     def watch_exit(self, container_id: str, timeout_s: float) -> requests.Response:
         """A wait for the container's next exit, registered with the engine when this returns

@@ -29,6 +29,7 @@ from ava_platform.executor.containers import (
     shim_gone,
     translate,
 )
+from ava_platform.executor.egress import EgressGuard
 from ava_platform.executor.warm import Idle, PoolSettings, Shape, WarmPool
 from ava_platform.log import get_logger
 
@@ -50,8 +51,9 @@ class DockerExecutor:
         base_url: str | None = None,
         max_threads: int = 128,
         pool: PoolSettings | None = None,
+        egress: EgressGuard | None = None,
     ) -> None:
-        self._engine = Containers(platform_id, base_url)
+        self._engine = Containers(platform_id, base_url, egress)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="ava-docker")
         self._warm = WarmPool(pool or PoolSettings(enabled=False))
         self._handover_s: deque[float] = deque(maxlen=1000)
@@ -76,7 +78,7 @@ class DockerExecutor:
         on_bound: BindSink | None = None,
         result_seen: asyncio.Event | None = None,
     ) -> RunResult:
-        shape = Shape(spec.image, spec.memory_mb, spec.cpus, spec.network_enabled)
+        shape = Shape(spec.image, spec.memory_mb, spec.cpus, spec.network_enabled, spec.isolation)
         idle = self._warm.take(shape) if self._warm.settings.enabled else None
         self._wake_refill()
         if idle is not None:

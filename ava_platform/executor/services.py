@@ -26,13 +26,12 @@ from ava_platform.errors import ImageMissing
 from ava_platform.executor.base import RunSpec
 from ava_platform.executor.containers import (
     MANAGED_LABEL,
-    PIDS_LIMIT,
     PLATFORM_LABEL,
     SHIM_USER,
-    TMPFS_MB,
     job_labels,
 )
 from ava_platform.executor.engine import engine_client
+from ava_platform.executor.sandbox_spec import PIDS_LIMIT, TMPFS_MB
 
 SERVICE_LABEL = "ava.service"  # on an envelope secret: the name of its attempt's service
 ENVELOPE_FILE_ENV = "AVA_ENVELOPE_FILE"

@@ -4,7 +4,7 @@ is unit-tested with a clock of the test's own.
 A prewarmed container is created with the same hardening as a cold one and started; its shim
 blocks reading stdin. It holds no input, config or secret until an attempt takes it, and is
 used by that attempt only: nothing ever returns to the pool. Pools are per shape (image,
-memory, cpus, network), sized by recent demand (in the spirit of OpenWhisk's reactive
+memory, cpus, network, isolation), sized by recent demand (in the spirit of OpenWhisk's reactive
 prewarming): a shape that was asked for in the last DEMAND_WINDOW_S wants as many containers
 as it was asked for there (at least one while asked for within the idle TTL), between the
 per-shape minimum and maximum, and all shapes together stay under a cap on idle containers
@@ -29,10 +29,11 @@ class Shape(NamedTuple):
     memory_mb: int
     cpus: float
     network_enabled: bool
+    isolation: str = "container"  # a gVisor container is never handed to a runc job
 
     def label(self) -> str:
         net = "egress" if self.network_enabled else "none"
-        return f"{self.image}|{self.memory_mb}m|{self.cpus:g}cpu|{net}"
+        return f"{self.image}|{self.memory_mb}m|{self.cpus:g}cpu|{net}|{self.isolation}"
 
 
 @dataclass(frozen=True)

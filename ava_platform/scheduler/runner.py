@@ -233,6 +233,7 @@ def run_spec(claimed: Claimed, nonce: str, secrets: dict[str, str]) -> RunSpec:
         memory_mb=run.memory_mb,
         cpus=run.cpus,
         network_enabled=run.network is Network.EGRESS,
+        isolation=run.isolation.value,
         timeout_s=float(run.timeout_seconds),
     )
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ava_platform.models import Runtime
+from ava_platform.service.bundles import check_link, refuse
 
 BUNDLE_DIR = "/opt/ava/bundle"
 PYTHON_DEPS_DIR = "/opt/ava/deps"
@@ -137,6 +138,12 @@ def plan(runtime: Runtime, base: str, root: Path, entrypoint: str) -> BuildPlan:
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # the unpacked bundle was checked, but the context is read from disk again: a link out
+    # of the bundle or a special file planted there since is refused, never packed
+    if info.issym():
+        check_link(info.name, info.linkname)
+    elif not (info.isreg() or info.isdir()):
+        raise refuse(f"entry {info.name!r} is not a file, directory or link")
     # root-owned and world-readable: the job runs as uid 10001 on a read-only root
     info.uid = info.gid = 0
     info.uname = info.gname = "root"

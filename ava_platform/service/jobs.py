@@ -25,6 +25,7 @@ from ava_platform.models import (
 )
 from ava_platform.service.auth import Permission, Principal
 from ava_platform.service.events import JobEvents
+from ava_platform.service.sandbox import OpenSandbox, Sandbox, require_egress
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.logs import LogStore
@@ -56,6 +57,7 @@ def snapshot(worker: Worker, version: WorkerVersion) -> RunSettings:
         memory_mb=worker.memory_mb,
         cpus=worker.cpus,
         network=worker.network,
+        isolation=worker.isolation,
     )
 
 
@@ -68,12 +70,14 @@ class JobService:
         workers: WorkerService,
         events: JobEvents,
         clock: Clock,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self._jobs = jobs
         self._logs = logs
         self._workers = workers
         self._events = events
         self._clock = clock
+        self._sandbox = sandbox or OpenSandbox()
 
     async def trigger(
         self,
@@ -101,6 +105,7 @@ class JobService:
         if len(input_json) > MAX_INPUT_BYTES:
             raise PayloadTooLarge(f"input exceeds {MAX_INPUT_BYTES} bytes", code="input_too_large")
         version = await self._workers.runnable_version(worker)
+        require_egress(self._sandbox, worker.network)
         now = self._clock.now()
         job = Job(
             id=new_id("job"),

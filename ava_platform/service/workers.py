@@ -14,6 +14,7 @@ from ava_platform.errors import Conflict, NotFound
 from ava_platform.ids import new_id
 from ava_platform.models import (
     DEFAULT_ENTRYPOINT,
+    Isolation,
     Runtime,
     Worker,
     WorkerCreate,
@@ -22,6 +23,7 @@ from ava_platform.models import (
     WorkerVersion,
 )
 from ava_platform.service.auth import Permission, Principal
+from ava_platform.service.sandbox import OpenSandbox, Sandbox, isolation_problem
 from ava_platform.service.validation import (
     Problems,
     check_config,
@@ -49,10 +51,18 @@ class WorkerQuery:
 
 
 class WorkerService:
-    def __init__(self, store: WorkerStore, versions: VersionStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: WorkerStore,
+        versions: VersionStore,
+        clock: Clock,
+        *,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self._store = store
         self._versions = versions
         self._clock = clock
+        self._sandbox = sandbox or OpenSandbox()
         self._listeners: list[Callable[[str], None]] = []
 
     def on_change(self, listener: Callable[[str], None]) -> None:
@@ -75,6 +85,7 @@ class WorkerService:
         check_cpus(problems, data.cpus)
         check_source(problems, data.runtime, data.source_code)
         check_input_schema(problems, data.input_schema)
+        await self._check_isolation(problems, data.isolation)
         problems.raise_if_any()
         now = iso(self._clock.now())
         worker = Worker(
@@ -92,6 +103,7 @@ class WorkerService:
             memory_mb=data.memory_mb,
             cpus=data.cpus,
             network=data.network,
+            isolation=data.isolation,
             max_concurrency=data.max_concurrency,
             status=WorkerStatus.ACTIVE,
             version=1,
@@ -103,6 +115,11 @@ class WorkerService:
         await self._store.insert(worker)
         self._changed(who.tenant_id)
         return worker
+
+    async def _check_isolation(self, problems: Problems, isolation: Isolation) -> None:
+        reason = await isolation_problem(self._sandbox, isolation)
+        if reason is not None:
+            problems.add("isolation", reason)
 
     async def get(self, who: Principal, worker_id: str) -> Worker:
         who.require(Permission.READ)
@@ -125,6 +142,10 @@ class WorkerService:
     async def update(self, who: Principal, worker_id: str, patch: WorkerPatch) -> Worker:
         who.require(Permission.MANAGE)
         changes = _patch_changes(patch)
+        if "isolation" in changes:
+            problems = Problems()
+            await self._check_isolation(problems, changes["isolation"])
+            problems.raise_if_any()
         now = iso(self._clock.now())
         worker = await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
         if TOOL_FIELDS & changes.keys():

@@ -178,4 +178,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE workers ADD COLUMN input_schema TEXT;
     """,
+    # 6: a worker's isolation (README: Security model); every existing worker keeps runc
+    """
+    ALTER TABLE workers ADD COLUMN isolation TEXT NOT NULL DEFAULT 'container';
+    """,
 ]

@@ -14,8 +14,8 @@ from ava_platform.store.db import Database
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
-    "timeout_seconds, max_retries, memory_mb, cpus, network, max_concurrency, status, version, "
-    "created_at, updated_at, created_by, input_schema"
+    "timeout_seconds, max_retries, memory_mb, cpus, network, isolation, max_concurrency, status, "
+    "version, created_at, updated_at, created_by, input_schema"
 )
 _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _PLACEHOLDERS = ", ".join(f":{c}" for c in _NAMES)

@@ -72,10 +72,11 @@ PY_FLOOD = (
     "def handler(input, env):\n"
     "    line = 'y' * 1023 + '\\n'\n"
     "    chunk = line * 1024\n"
-    "    for _ in range(50):\n"
+    "    mib = int(input.get('mib', 50))\n"
+    "    for _ in range(mib):\n"
     "        sys.stdout.write(chunk)\n"
     "    sys.stdout.flush()\n"
-    "    return {'printed_mib': 50}\n"
+    "    return {'printed_mib': mib}\n"
 )
 PY_ENV_PROBE = (
     "import os\n"

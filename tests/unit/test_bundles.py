@@ -4,6 +4,7 @@ scratch dir; good bundles unpack; the build plan puts dependencies where the shi
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -290,3 +291,18 @@ def test_deploy_endpoint_media_size_and_roles(deploy_server: tuple[str, Path]) -
         api.delete(f"/workers/{worker['id']}")
         resp = api.post(path, content=good, headers={"content-type": "application/gzip"})
         assert resp.status_code == 409
+
+
+@pytest.mark.parametrize("planted", ["link out", "fifo"])
+def test_a_build_context_never_packs_what_was_planted_in_the_bundle_after_unpacking(
+    tmp_path: Path, planted: str
+) -> None:
+    bundle = bundles.unpack(tgz(MAIN), bundles.TAR_GZ, scratch_in(tmp_path))
+    if planted == "link out":
+        (bundle.root / "host").symlink_to("/etc")
+    else:
+        os.mkfifo(bundle.root / "pipe")
+    plan = buildplan.plan(Runtime.PYTHON, "img:base", bundle.root, "main.py")
+    context = tmp_path / "context.tar"
+    with pytest.raises(BadRequest, match="bundle refused"):
+        buildplan.write_context(context, plan, bundle.root, b"", {})

@@ -3,7 +3,7 @@ against the real app on a real socket and a real SQLite file, containers scripte
 
 Bounded and reproducible: few examples per operation, derandomized. Checks: no 5xx, and the
 response conforms to the document (status, content type, headers, body schema); data that
-violates the schema is refused. Left out on purpose: positive_data_acceptance (the document
+violates the schema is refused; every error is in the one error shape. Left out on purpose: positive_data_acceptance (the document
 cannot express every semantic rule: a cron that never fires, a name that is not an env var),
 use_after_free (DELETE of a worker is a soft delete: it stays readable, by contract),
 allow_header_conformance (see the report: Litestar's OPTIONS Allow lists one route's methods).
@@ -41,8 +41,25 @@ from tests.support import headers, server_env
 pytestmark = pytest.mark.slow
 
 AUTH = headers(tenant="ten_fuzz", role="tenant-admin", user="usr_fuzz")
+
+
+@schemathesis.check
+def one_error_shape(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """Every error answers the one shape: {"error": {"code", "message", "details"}} as JSON."""
+    if response.status_code < 400:
+        return None
+    assert response.headers.get("content-type", [""])[0].startswith("application/json")
+    body = json.loads(response.content)
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["code"], str) and body["error"]["code"], body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    return None
+
+
 CHECKS = [
     not_a_server_error,
+    one_error_shape,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,

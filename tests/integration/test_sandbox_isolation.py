@@ -1,0 +1,117 @@
+"""What a job cannot do to its host (README: Security model): each forbidden operation is
+tried for real inside one job and asserted on its own; and a gVisor worker's job runs on
+gVisor's kernel, not the host's, still behind the egress rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Ava
+
+PY_FORBIDDEN = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+def outcome(rc):
+    return 'ok' if rc == 0 else errno.errorcode.get(ctypes.get_errno(), '?')
+def write(path):
+    try:
+        with open(path, 'w') as f:
+            f.write('x')
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, '?')
+def handler(input, env):
+    fd = os.open('/dev/null', os.O_RDONLY)
+    out = {
+        'uid': os.getuid(),
+        'mount': outcome(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)),
+        'unshare_user': outcome(libc.unshare(0x10000000)),  # CLONE_NEWUSER
+        'finit_module': outcome(libc.syscall(313, fd, b'', 0)),
+        'init_module': outcome(libc.syscall(175, None, 0, b'')),
+        'ptrace_host_process': outcome(libc.ptrace(16, input['host_pid'], None, None)),
+        'setuid_root': outcome(libc.setuid(0)),
+        'setresuid_other': outcome(libc.setresuid(4242, 4242, 4242)),
+        'setgid_root': outcome(libc.setgid(0)),
+    }
+    for path in ('/etc/planted', '/usr/planted', '/planted', '/home/planted', '/var/planted'):
+        out['write ' + path] = write(path)
+    out['write /tmp/ok'] = write('/tmp/ok')
+    return out
+"""
+PY_KERNEL = """
+import os, socket
+def handler(input, env):
+    try:
+        socket.create_connection((input['gateway'], input['port']), timeout=3).close()
+        gateway = 'reached'
+    except OSError as e:
+        gateway = type(e).__name__
+    return {'release': os.uname().release, 'version': open('/proc/version').read(),
+            'gateway': gateway}
+"""
+
+
+def test_a_job_cannot_mount_unshare_load_modules_ptrace_setuid_or_write_outside_tmp(
+    ava: Ava,
+) -> None:
+    host = subprocess.Popen(["sleep", "60"])  # a process of the host's: not the job's to trace
+    try:
+        worker = ava.worker("python", PY_FORBIDDEN, network="none")
+        job = ava.run(worker["id"], {"host_pid": host.pid})
+    finally:
+        host.kill()
+        host.wait(timeout=10)
+    assert job["status"] == "succeeded", job
+    seen = job["result"]
+    assert seen["uid"] == 10001
+    assert seen["mount"] == "EPERM"
+    assert seen["unshare_user"] == "EPERM"
+    assert seen["finit_module"] == "EPERM"
+    assert seen["init_module"] == "EPERM"
+    assert seen["ptrace_host_process"] in ("ESRCH", "EPERM")  # not in its PID namespace
+    assert seen["setuid_root"] == "EPERM"
+    assert seen["setresuid_other"] == "EPERM"
+    assert seen["setgid_root"] == "EPERM"
+    for path in ("/etc", "/usr", "", "/home", "/var"):
+        assert seen[f"write {path}/planted"] in ("EROFS", "EACCES"), (path, seen)
+    assert seen["write /tmp/ok"] == "ok"
+
+
+def _gateway() -> str:
+    out = subprocess.run(
+        ["docker", "network", "inspect", "ava-egress"], capture_output=True, text=True, check=True
+    )
+    return str(json.loads(out.stdout)[0]["IPAM"]["Config"][0]["Gateway"])
+
+
+def test_a_gvisor_job_runs_on_gvisors_kernel_behind_the_egress_rules(ava: Ava) -> None:
+    listener = socket.create_server(("0.0.0.0", 0))
+    try:
+        worker = ava.worker("python", PY_KERNEL, isolation="gvisor")
+        assert worker["isolation"] == "gvisor"
+        port = listener.getsockname()[1]
+        job = ava.run(worker["id"], {"gateway": _gateway(), "port": port}, wait=120)
+    finally:
+        listener.close()
+    assert job["status"] == "succeeded", job
+    assert job["result"]["release"] != os.uname().release
+    assert job["result"]["version"] != Path("/proc/version").read_text()
+    assert job["result"]["gateway"] != "reached"
+    # and back: the same worker on runc sees the host's kernel
+    patched = ava.client.patch(f"/workers/{worker['id']}", json={"isolation": "container"})
+    assert patched.status_code == 200, patched.text
+    runc = ava.run(worker["id"], {"gateway": _gateway(), "port": 9}, wait=60)
+    assert runc["result"]["release"] == os.uname().release
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads the engine's daemon.json")
+def test_the_set_up_script_registered_runsc_with_host_networking() -> None:
+    conf = json.loads(Path("/etc/docker/daemon.json").read_text())
+    assert conf["runtimes"]["runsc"]["runtimeArgs"] == ["--network=host"]
