@@ -24,6 +24,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     internal_secret: str
     secret_key: bytes
     db_path: Path = Path(".data/ava.db")
+    # AVA_DATABASE_URL=postgresql://...: the shared PostgreSQL store of a multi-process
+    # platform; unset, the embedded SQLite file at db_path
+    database_url: str | None = None
+    # AVA_ROLE / `ava serve --role`: all (API + scheduler), api, or scheduler
+    role: str = "all"
     max_concurrent_jobs: int = 4
     log_cap_bytes: int = 10 * 1024 * 1024
     job_poll_interval_s: float = 0.5
@@ -107,6 +112,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         previous_secret_keys=tuple(keyring[1:]),
         build_concurrency=_int(env, "AVA_BUILD_CONCURRENCY", 1, 1),
         db_path=db_path or Path(env.get("AVA_DB_PATH") or ".data/ava.db"),
+        database_url=_database_url(env),
+        role=_role(env),
         max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
         log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),
         image_retention=_int(env, "AVA_IMAGE_RETENTION", 5, 1),
@@ -123,6 +130,23 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         warm_max_idle=_int(env, "AVA_WARM_MAX_IDLE", 8, 0),
         warm_max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", 2048, 0),
     )
+
+
+ROLES = ("all", "api", "scheduler")
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("AVA_DATABASE_URL") or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("AVA_DATABASE_URL must be a postgresql:// URL (unset: SQLite)")
+    return url
+
+
+def _role(env: Mapping[str, str]) -> str:
+    role = env.get("AVA_ROLE") or "all"
+    if role not in ROLES:
+        raise ConfigError(f"AVA_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+    return role
 
 
 def generate_secret_key() -> str:

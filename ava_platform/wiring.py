@@ -24,7 +24,8 @@ from ava_platform.service.secrets_source import SecretSource
 from ava_platform.service.vault import Keyring, VaultSecrets
 from ava_platform.service.versions import VersionService
 from ava_platform.service.workers import WorkerService
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database
+from ava_platform.store.db import Database as SqliteDatabase
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.logs import LogStore
 from ava_platform.store.schedules import ScheduleStore
@@ -35,8 +36,19 @@ from ava_platform.store.workers import VersionStore, WorkerStore
 
 def platform_id(settings: Settings) -> str:
     """One platform is one store: its containers are labelled with this, derived from the
-    store's absolute path, so a restart on the same file finds its own orphans."""
-    return hashlib.sha256(str(settings.db_path.resolve()).encode()).hexdigest()[:16]
+    store's absolute path (or its database URL), so a restart on the same store finds its own
+    orphans."""
+    where = settings.database_url or str(settings.db_path.resolve())
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def open_database(settings: Settings) -> Database:
+    """PostgreSQL when AVA_DATABASE_URL names one, else the SQLite file."""
+    if settings.database_url is not None:
+        from ava_platform.store.postgres.db import PostgresDatabase
+
+        return PostgresDatabase(settings.database_url)
+    return SqliteDatabase(settings.db_path)
 
 
 class Platform:
@@ -51,7 +63,7 @@ class Platform:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = Database(settings.db_path)
+        self.db = open_database(settings)
         self.events = JobEvents()
         self.executor = executor or DockerExecutor(
             platform_id=platform_id(settings),
