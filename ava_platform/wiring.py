@@ -16,7 +16,7 @@ from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
 from ava_platform.scheduler.runner import AttemptRunner
 from ava_platform.service.deploy import DeployService, ImageBuilder
-from ava_platform.service.events import JobEvents
+from ava_platform.service.events import JobEvents, Relay
 from ava_platform.service.jobs import JobService
 from ava_platform.service.schedules import ScheduleService
 from ava_platform.service.secrets import SecretService
@@ -42,13 +42,15 @@ def platform_id(settings: Settings) -> str:
     return hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
-def open_database(settings: Settings) -> Database:
-    """PostgreSQL when AVA_DATABASE_URL names one, else the SQLite file."""
+def open_database(settings: Settings) -> tuple[Database, Relay | None]:
+    """PostgreSQL when AVA_DATABASE_URL names one (with LISTEN/NOTIFY between the processes
+    sharing it), else the SQLite file (one process: its events stay in memory)."""
     if settings.database_url is not None:
         from ava_platform.store.postgres.db import PostgresDatabase
+        from ava_platform.store.postgres.notify import PostgresRelay
 
-        return PostgresDatabase(settings.database_url)
-    return SqliteDatabase(settings.db_path)
+        return PostgresDatabase(settings.database_url), PostgresRelay(settings.database_url)
+    return SqliteDatabase(settings.db_path), None
 
 
 class Platform:
@@ -63,8 +65,8 @@ class Platform:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = open_database(settings)
-        self.events = JobEvents()
+        self.db, relay = open_database(settings)
+        self.events = JobEvents(relay)
         self.executor = executor or DockerExecutor(
             platform_id=platform_id(settings),
             base_url=settings.docker_host,
@@ -109,6 +111,7 @@ class Platform:
             jobs=self.job_store,
             runner=self.runner,
             executor=self.executor,
+            exclusive=relay is None,
         )
         self.events.subscribe(enqueued=self.scheduler.wake, cancel=self.scheduler.cancel)
         self.metrics.bind(
@@ -118,13 +121,17 @@ class Platform:
             self.executor.pool_stats,
         )
         self._wire_deploys_and_schedules(settings, builder)
-        self._run_scheduler = run_scheduler
+        self._exclusive = relay is None
+        # `--role api` serves requests only; the schedulers run elsewhere on the same store
+        self._run_scheduler = run_scheduler and settings.role != "api"
 
     async def start(self) -> None:
         await self.db.open()
+        await self.events.start()
         if self._run_scheduler:
             await self.scheduler.start()
-        await self.deploys.recover()
+        if self._exclusive:  # beside other processes, a build in progress may be theirs
+            await self.deploys.recover()
         if self._run_scheduler:
             await self.cron.start()
 
@@ -134,6 +141,7 @@ class Platform:
             await self.scheduler.stop()
         await self.deploys.stop()
         await self.executor.close()
+        await self.events.stop()
         await self.db.close()
 
     def _wire_deploys_and_schedules(self, settings: Settings, builder: ImageBuilder | None) -> None:

@@ -312,12 +312,19 @@ class JobStore:
                 (container_id, job_id, attempt),
             )
 
-    async def renew_leases(self, owner: str, until: str) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ?",
+    async def renew_leases(self, owner: str, until: str) -> set[str]:
+        """Extends the owner's leases; returns the jobs it still holds (one taken over by
+        another process is not among them)."""
+        async with (
+            self._db.transaction() as conn,
+            conn.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ? "
+                "RETURNING id",
                 (until, owner),
-            )
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return {str(r[0]) for r in rows}
 
     async def running(
         self, *, expired_before: str | None = None, not_owner: str | None = None
@@ -327,9 +334,12 @@ class JobStore:
             "SELECT id, attempt, container_id, cancel_requested FROM jobs WHERE status = 'running'"
         )
         params: list[Any] = []
-        if expired_before is not None:
+        if expired_before is not None and not_owner is not None:
             sql += " AND (lease_expires_at < ? OR lease_owner IS DISTINCT FROM ?)"
             params += [expired_before, not_owner]
+        elif expired_before is not None:
+            sql += " AND lease_expires_at < ?"
+            params.append(expired_before)
         rows = await self._db.fetchall(sql, params)
         return [
             RunningRow(r["id"], r["attempt"], r["container_id"], bool(r["cancel_requested"]))
