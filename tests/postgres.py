@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import asyncpg
 
-from tests.support import ROOT, TEST_IMAGE_NAMESPACE
+from tests.support import ROOT, TEST_IMAGE_NAMESPACE, free_port
 
 SOURCES = ROOT / "images" / "postgres"
 USER = PASSWORD = "ava"
@@ -93,19 +93,21 @@ def _wait_ready(server: PostgresServer, timeout_s: float = 60.0) -> None:
 
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    """The server in a container for the session (no durability: fsync off, it is a test)."""
+    """The server in a container for the session (no durability: fsync off, it is a test).
+    On the host's network, listening on loopback only at a free port: it needs no bridge."""
     from testcontainers.core.container import DockerContainer
 
+    port = free_port()
     container = (
         DockerContainer(ensure_image())
-        .with_exposed_ports(5432)
-        .with_command("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        .with_kwargs(labels={"ava.test": "postgres"})
+        .with_command(
+            f"-c listen_addresses=127.0.0.1 -c port={port} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        .with_kwargs(network_mode="host", labels={"ava.test": "postgres"})
     )
     with container:
-        server = PostgresServer(
-            container.get_container_host_ip(), int(container.get_exposed_port(5432))
-        )
+        server = PostgresServer("127.0.0.1", port)
         _wait_ready(server)
         server.prepare_template()
         yield server

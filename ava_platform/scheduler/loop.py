@@ -172,6 +172,25 @@ class Scheduler:
         await self._remove_orphans()
 
     async def _recover_one(self, job_id: str, attempt: int, container_id: str | None) -> None:
+        """Alone on the store: kill first, then count the attempt lost. Beside others: take
+        the job over in the store first (only while its lease is still lapsed, so a slow but
+        live owner keeps it), and kill its containers only once it is ours to retry."""
+        if self._exclusive:
+            await self._kill_containers_of(job_id, container_id)
+        claimed = await self._jobs.current_attempt(job_id)
+        if claimed is None:
+            return
+        # the attempt seen running; if it moved on since, the store drops this answer
+        claimed = msgspec.structs.replace(claimed, attempt=attempt)
+        lapsed = None if self._exclusive else iso(self._clock.now())
+        taken = await self._runner.record(
+            claimed, lost_outcome("the platform stopped during the attempt"), lapsed_before=lapsed
+        )
+        if not self._exclusive and taken:
+            await self._kill_containers_of(job_id, container_id)
+        log.warning("attempt_recovered", job_id=job_id, attempt=attempt, taken=taken)
+
+    async def _kill_containers_of(self, job_id: str, container_id: str | None) -> None:
         try:
             for ref in await self._executor.list_containers():
                 if ref.job_id == job_id:
@@ -180,13 +199,6 @@ class Scheduler:
             log.warning("recover_list_failed", job_id=job_id, error=exc.message)
         if container_id:
             await self._executor.kill_and_remove(container_id)
-        claimed = await self._jobs.current_attempt(job_id)
-        if claimed is None:
-            return
-        # the attempt seen running; if it moved on since, the store drops this answer
-        claimed = msgspec.structs.replace(claimed, attempt=attempt)
-        await self._runner.record(claimed, lost_outcome("the platform stopped during the attempt"))
-        log.warning("attempt_recovered", job_id=job_id, attempt=attempt)
 
     async def _remove_orphans(self) -> None:
         try:

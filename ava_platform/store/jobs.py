@@ -266,15 +266,18 @@ class JobStore:
         status: JobStatus,
         next_attempt_at: str | None,
         lost: bool = False,
+        lapsed_before: str | None = None,
     ) -> bool:
-        """False when the attempt is no longer the job's current one: its answer is dropped."""
+        """False when the attempt is no longer the job's current one: its answer is dropped.
+        With `lapsed_before` (a takeover), only while the lease is still lapsed then."""
         final = status is not JobStatus.QUEUED
+        lease_check = "" if lapsed_before is None else " AND lease_expires_at < ?"
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET status = ?, result = ?, error = ?, next_attempt_at = ?, "
                 "finished_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
                 "container_id = NULL, lost_count = lost_count + ? "
-                "WHERE id = ? AND attempt = ? AND status = 'running'",
+                "WHERE id = ? AND attempt = ? AND status = 'running'" + lease_check,
                 (
                     status.value,
                     _json(result) if status is JobStatus.SUCCEEDED else None,
@@ -284,6 +287,7 @@ class JobStore:
                     1 if lost else 0,
                     job_id,
                     attempt,
+                    *([] if lapsed_before is None else [lapsed_before]),
                 ),
             )
             if cur.rowcount == 0:

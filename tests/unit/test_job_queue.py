@@ -207,3 +207,33 @@ async def test_idempotent_enqueues_side_by_side_make_one_job(db: Database) -> No
     results = await asyncio.gather(*(enqueue() for _ in range(8)))
     assert len({job_id for job_id, _ in results}) == 1
     assert sum(1 for _, created in results if created) == 1
+
+
+async def test_a_takeover_happens_only_while_the_lease_is_lapsed(db: Database) -> None:
+    """A lapsed lease seen by another process, then renewed by its live owner: the takeover
+    is refused, the owner keeps its attempt; once the lease lapses for real, it is taken."""
+    jobs = JobStore(db)
+    (job_id,) = await _enqueue(jobs, await _worker(db), 1)
+    assert await _claim(jobs) == job_id  # lease until FAR
+
+    async def take_over(seen_at: str) -> bool:
+        return await jobs.finish_attempt(
+            job_id,
+            1,
+            now=utcnow(),
+            outcome=AttemptOutcome.WORKER_LOST,
+            exit_code=None,
+            error=None,
+            result=None,
+            status=JobStatus.QUEUED,
+            next_attempt_at=utcnow(),
+            lost=True,
+            lapsed_before=seen_at,
+        )
+
+    assert not await take_over(utcnow())
+    assert await jobs.renew_leases("o", "2000-01-01T00:00:00.000000Z") == {job_id}
+    assert await take_over(utcnow())
+    job = await jobs.get(None, job_id)
+    assert job is not None and job.status is JobStatus.QUEUED
+    assert await jobs.renew_leases("o", FAR) == set()  # no longer its owner's
