@@ -22,6 +22,7 @@ from ava_platform.config import Settings
 from ava_platform.errors import ExecutorError
 from ava_platform.executor.base import Executor
 from ava_platform.log import get_logger
+from ava_platform.models import JobStatus
 from ava_platform.scheduler.runner import AttemptRunner, lost_outcome
 from ava_platform.store.jobs import Claimed, JobStore
 
@@ -145,7 +146,9 @@ class Scheduler:
         )
         self._renewed_at = time.monotonic()
         for job_id in ours - held:
-            if job_id in self._tasks:  # taken over elsewhere (or just finished): stop it
+            # not ours any more, yet not ended by us either: taken over elsewhere, stop it
+            status = await self._jobs.status(job_id)
+            if job_id in self._tasks and status in (JobStatus.QUEUED, JobStatus.RUNNING):
                 log.warning("attempt_abandoned", job_id=job_id, reason="lease_taken_over")
                 self.cancel(job_id)
         for row in await self._jobs.running():
