@@ -72,6 +72,7 @@ bench: install engine images
 	$(BIN)/python bench/api_search.py
 	$(BIN)/python bench/runtimes.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/queue.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
