@@ -10,13 +10,13 @@ and `executemany`. Any driver error leaves a backend as errors.StoreError."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import msgspec
 
-Params = Iterable[Any] | dict[str, Any]
+Params = Sequence[Any] | dict[str, Any]
 # a result row: read by column name or position, and `dict(row)` works
 Row = Any
 
@@ -59,6 +59,9 @@ class Database(Protocol):
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    # a read whose size the caller cannot bound (a job's log): never stalls the event loop
+    async def fetchall_bulk(self, sql: str, params: Params = ()) -> list[Row]: ...
 
     async def schema_version(self) -> int: ...
 
