@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (the path is fixed before anything imports `queue`)
 """Queue throughput and claim latency of the store, no containers: each "scheduler process"
 is a real OS process with its own connections, running concurrent claim → finish loops
 (the fake executor's answer, instantly) until the queue is empty.
@@ -13,16 +14,18 @@ Run: .venv/bin/python bench/queue.py  (or `make bench`)
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# this file's folder first on the path would make it the standard library's `queue`
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import asyncio
 import multiprocessing
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import subprocess
 import time
 import uuid
@@ -17,6 +18,8 @@ import asyncpg
 
 from tests.support import ROOT, TEST_IMAGE_NAMESPACE, free_port
 
+# no registry is reachable: testcontainers' reaper image cannot be pulled (read at its import)
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 SOURCES = ROOT / "images" / "postgres"
 USER = PASSWORD = "ava"
 TEMPLATE = "ava_template"
@@ -79,7 +82,7 @@ class PostgresServer:
         asyncio.run(migrate())
 
 
-def _wait_ready(server: PostgresServer, timeout_s: float = 60.0) -> None:
+def _wait_ready(server: PostgresServer, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:

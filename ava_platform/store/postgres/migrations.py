@@ -164,4 +164,12 @@ MIGRATIONS: list[str] = [
     f"""
     ALTER TABLE jobs ADD COLUMN run {T};
     """,
+    # 5: a worker's optional JSON Schema of its input (its MCP tool schema); NULL: any object
+    f"""
+    ALTER TABLE workers ADD COLUMN input_schema {T};
+    """,
+    # 6: the claim takes the oldest due job straight off an index, in its own order
+    """
+    CREATE INDEX jobs_due ON jobs (status, (coalesce(next_attempt_at, created_at)), seq);
+    """,
 ]
