@@ -32,12 +32,24 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert up.returncode == 0, up.stdout + up.stderr
         s.wait_ready()
         yield s
+    except BaseException:
+        print(s.compose("ps").stdout, s.compose("logs", "--tail", "60").stdout[-20000:])
+        raise
     finally:
         down = s.compose("down", "-v", "--remove-orphans", timeout_s=120)
         assert down.returncode == 0, down.stderr
 
 
 def test_three_schedulers_run_the_jobs_the_api_queues(cluster_stack: Stack) -> None:
+    try:
+        _run_jobs(cluster_stack)
+    except BaseException:
+        print(cluster_stack.compose("ps").stdout)
+        print(cluster_stack.compose("logs", "--tail", "60").stdout[-20000:])
+        raise
+
+
+def _run_jobs(cluster_stack: Stack) -> None:
     schedulers = cluster_stack.compose("ps", "-q", "scheduler").stdout.split()
     assert len(schedulers) == 3
     hdrs = headers()

@@ -105,7 +105,11 @@ class PostgresDatabase:
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self._pool_size, command_timeout=60
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                command_timeout=60,
+                reset=_no_reset,
             )
             async with self._pool.acquire() as conn:
                 await _migrate(conn)
@@ -191,6 +195,14 @@ class PostgresDatabase:
         except StoreError:
             return False
         return True
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The stores leave no session state (no LISTEN, no session lock: advisory locks end with
+    their transaction), so the driver's reset round trip on every release is skipped; only a
+    transaction left open (a task cancelled mid-way) is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def _migrate(conn: asyncpg.Connection) -> None:
