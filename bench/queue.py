@@ -3,7 +3,7 @@
 is a real OS process with its own connections, running concurrent claim → finish loops
 (the fake executor's answer, instantly) until the queue is empty.
 
-(a) throughput: 4,000 queued jobs drained by 1, 2 and 4 processes, jobs/s, on SQLite (one
+(a) throughput: 2,000 queued jobs drained by 1, 2 and 4 processes, jobs/s, on SQLite (one
     process: the embedded store has one scheduler by contract) and on PostgreSQL;
 (b) claim latency with 10^6 finished jobs in the table ÷ with 10^3, on both backends (the
     claim must not slow down as history grows).
@@ -49,7 +49,7 @@ from ava_platform.store.jobs import JobStore
 from ava_platform.store.postgres.db import PostgresDatabase
 from ava_platform.store.workers import VersionStore, WorkerStore
 
-JOBS = 4_000
+JOBS = 2_000
 LOOPS_PER_PROCESS = 8  # concurrent claimers in one process (its AVA_MAX_CONCURRENT_JOBS)
 FAR = "9999-01-01T00:00:00.000000Z"
 RUN = RunSettings(

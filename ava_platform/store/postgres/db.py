@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -102,7 +103,19 @@ class PostgresDatabase:
         self._pool: asyncpg.Pool | None = None
         self._active = 0  # transactions holding a connection now
 
-    async def open(self) -> None:
+    async def open(self, *, connect_timeout_s: float = 60.0) -> None:
+        """Connects (waiting up to `connect_timeout_s` for a server still starting, as beside
+        it in a compose stack) and migrates."""
+        deadline = time.monotonic() + connect_timeout_s
+        while True:
+            try:
+                return await self._open()
+            except StoreError as exc:
+                if not _unreachable(exc.__cause__) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(1.0)
+
+    async def _open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,
@@ -219,6 +232,11 @@ async def _migrate(conn: asyncpg.Connection) -> None:
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
             await conn.execute(script)  # no arguments: several statements in one go
             await conn.execute("INSERT INTO ava_schema_version (version) VALUES ($1)", number)
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """No server to talk to yet: refused, unknown host, or still starting up."""
+    return isinstance(exc, OSError | asyncpg.CannotConnectNowError)
 
 
 def _safe(url: str) -> str:
