@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.test_compose import HOST_CA, Stack
+from tests.integration.test_compose import HOST_CA, SECRET, Stack
 from tests.support import ROOT, build_test_images, headers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -52,7 +52,7 @@ def test_three_schedulers_run_the_jobs_the_api_queues(cluster_stack: Stack) -> N
 def _run_jobs(cluster_stack: Stack) -> None:
     schedulers = cluster_stack.compose("ps", "-q", "scheduler").stdout.split()
     assert len(schedulers) == 3
-    hdrs = headers()
+    hdrs = {**headers(), "x-internal-secret": SECRET}  # the stack's own secret
     with httpx.Client(base_url=f"{cluster_stack.url}/v1/ava", headers=hdrs, timeout=60) as c:
         made = c.post(
             "/workers",
