@@ -74,6 +74,7 @@ bench: install engine images
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/swarm.py
 	$(BIN)/python bench/isolation.py
+	$(BIN)/python bench/queue.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -25,6 +25,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     internal_secret: str
     secret_key: bytes
     db_path: Path = Path(".data/ava.db")
+    # AVA_DATABASE_URL=postgresql://...: the shared PostgreSQL store of a multi-process
+    # platform; unset, the embedded SQLite file at db_path
+    database_url: str | None = None
+    # AVA_ROLE / `ava serve --role`: all (API + scheduler), api, or scheduler
+    role: str = "all"
     max_concurrent_jobs: int = 4
     log_cap_bytes: int = 10 * 1024 * 1024
     job_poll_interval_s: float = 0.5
@@ -142,6 +147,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         build_concurrency=_int(env, "AVA_BUILD_CONCURRENCY", 1, 1),
         egress_allow_cidrs=_cidrs(env, "AVA_EGRESS_ALLOW_CIDRS"),
         db_path=db_path or Path(env.get("AVA_DB_PATH") or ".data/ava.db"),
+        database_url=_database_url(env),
+        role=_role(env),
         max_concurrent_jobs=_int(env, "AVA_MAX_CONCURRENT_JOBS", 4, 1),
         log_cap_bytes=_int(env, "AVA_LOG_CAP_BYTES", 10 * 1024 * 1024, 1024),
         image_retention=_int(env, "AVA_IMAGE_RETENTION", 5, 1),
@@ -160,6 +167,23 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         executor=_executor(env),
         swarm_constraints=_constraints(env.get("AVA_SWARM_CONSTRAINTS", "")),
     )
+
+
+ROLES = ("all", "api", "scheduler")
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("AVA_DATABASE_URL") or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("AVA_DATABASE_URL must be a postgresql:// URL (unset: SQLite)")
+    return url
+
+
+def _role(env: Mapping[str, str]) -> str:
+    role = env.get("AVA_ROLE") or "all"
+    if role not in ROLES:
+        raise ConfigError(f"AVA_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
+    return role
 
 
 def generate_secret_key() -> str:

@@ -19,7 +19,7 @@ from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
 from ava_platform.scheduler.runner import AttemptRunner
 from ava_platform.service.deploy import DeployService, ImageBuilder
-from ava_platform.service.events import JobEvents
+from ava_platform.service.events import JobEvents, Relay
 from ava_platform.service.jobs import JobService
 from ava_platform.service.sandbox import OpenSandbox, Sandbox
 from ava_platform.service.schedules import ScheduleService
@@ -28,7 +28,8 @@ from ava_platform.service.secrets_source import SecretSource
 from ava_platform.service.vault import Keyring, VaultSecrets
 from ava_platform.service.versions import VersionService
 from ava_platform.service.workers import WorkerService
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database
+from ava_platform.store.db import Database as SqliteDatabase
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.logs import LogStore
 from ava_platform.store.schedules import ScheduleStore
@@ -39,8 +40,21 @@ from ava_platform.store.workers import VersionStore, WorkerStore
 
 def platform_id(settings: Settings) -> str:
     """One platform is one store: its containers are labelled with this, derived from the
-    store's absolute path, so a restart on the same file finds its own orphans."""
-    return hashlib.sha256(str(settings.db_path.resolve()).encode()).hexdigest()[:16]
+    store's absolute path (or its database URL), so a restart on the same store finds its own
+    orphans."""
+    where = settings.database_url or str(settings.db_path.resolve())
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def open_database(settings: Settings) -> tuple[Database, Relay | None]:
+    """PostgreSQL when AVA_DATABASE_URL names one (with LISTEN/NOTIFY between the processes
+    sharing it), else the SQLite file (one process: its events stay in memory)."""
+    if settings.database_url is not None:
+        from ava_platform.store.postgres.db import PostgresDatabase
+        from ava_platform.store.postgres.notify import PostgresRelay
+
+        return PostgresDatabase(settings.database_url), PostgresRelay(settings.database_url)
+    return SqliteDatabase(settings.db_path), None
 
 
 def build_executor(settings: Settings, egress: EgressGuard) -> Executor:
@@ -79,8 +93,8 @@ class Platform:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = Database(settings.db_path)
-        self.events = JobEvents()
+        self.db, relay = open_database(settings)
+        self.events = JobEvents(relay)
         guard = EgressGuard(settings.docker_host, allow_cidrs=settings.egress_allow_cidrs)
         # the engine's sandbox is prepared at start: only with the engine's own executor
         self._engine_sandbox = (
@@ -125,6 +139,7 @@ class Platform:
             jobs=self.job_store,
             runner=self.runner,
             executor=self.executor,
+            exclusive=relay is None,
         )
         self.events.subscribe(enqueued=self.scheduler.wake, cancel=self.scheduler.cancel)
         self.metrics.bind(
@@ -134,15 +149,19 @@ class Platform:
             self.executor.pool_stats,
         )
         self._wire_deploys_and_schedules(settings, builder)
-        self._run_scheduler = run_scheduler
+        self._exclusive = relay is None
+        # `--role api` serves requests only; the schedulers run elsewhere on the same store
+        self._run_scheduler = run_scheduler and settings.role != "api"
 
     async def start(self) -> None:
         await self.db.open()
+        await self.events.start()
         if self._engine_sandbox is not None:
             await self._engine_sandbox.prepare()  # says at start when egress is refused
         if self._run_scheduler:
             await self.scheduler.start()
-        await self.deploys.recover()
+        if self._exclusive:  # beside other processes, a build in progress may be theirs
+            await self.deploys.recover()
         if self._run_scheduler:
             await self.cron.start()
 
@@ -152,6 +171,7 @@ class Platform:
             await self.scheduler.stop()
         await self.deploys.stop()
         await self.executor.close()
+        await self.events.stop()
         await self.db.close()
 
     def _wire_deploys_and_schedules(self, settings: Settings, builder: ImageBuilder | None) -> None:

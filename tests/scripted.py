@@ -31,9 +31,9 @@ def talking_script(
 
 
 @contextmanager
-def scripted_server(db_path: Path, delay_s: float = 0.3) -> Iterator[str]:
+def scripted_server(db_path: Path, delay_s: float = 0.3, **env: str) -> Iterator[str]:
     """The real app on a real socket, with containers replaced by a scripted executor."""
-    settings = load_settings(server_env(db_path, AVA_POLL_INTERVAL_S="0.05"))
+    settings = load_settings(server_env(db_path, AVA_POLL_INTERVAL_S="0.05", **env))
     platform = Platform(
         settings, executor=FakeExecutor(talking_script, delay_s=delay_s), builder=FakeImageBuilder()
     )

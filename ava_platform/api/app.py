@@ -21,7 +21,10 @@ from ava_platform.service.container import Services
 MAX_JSON_BODY = 2 * 1024 * 1024
 
 
-def create_app(services: Services, *, internal_secret: str) -> Litestar:
+def create_app(services: Services, *, internal_secret: str, serve_api: bool = True) -> Litestar:
+    """The app; without `serve_api` (a scheduler-only process) only /healthz, /readyz and
+    /metrics answer."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start()
@@ -62,12 +65,10 @@ def create_app(services: Services, *, internal_secret: str) -> Litestar:
     )
     app = Litestar(
         route_handlers=[
-            api,
+            *([api, docs.docs_assets_router(), ui.router()] if serve_api else []),
             healthz,
             readyz,
             metrics_endpoint,
-            docs.docs_assets_router(),
-            ui.router(),
         ],
         middleware=[RequestMetrics(services.metrics), ui.PageHeaders],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ava_platform.store.database import Database
 
 
 def _keys(env_name: str) -> list[bytes]:
@@ -30,12 +33,22 @@ def _db_path(db: Path | None) -> Path:
     return db or Path(os.environ.get("AVA_DB_PATH") or ".data/ava.db")
 
 
-async def _rotate(db_path: Path, keys: list[bytes]) -> tuple[int, int, dict[str, int]]:
+def _database(db: Path | None) -> Database:
+    """--db names a SQLite file; without it, $AVA_DATABASE_URL's PostgreSQL, else $AVA_DB_PATH."""
+    url = os.environ.get("AVA_DATABASE_URL")
+    if db is None and url:
+        from ava_platform.store.postgres.db import PostgresDatabase
+
+        return PostgresDatabase(url)
+    from ava_platform.store.db import Database as SqliteDatabase
+
+    return SqliteDatabase(_db_path(db))
+
+
+async def _rotate(db: Database, keys: list[bytes]) -> tuple[int, int, dict[str, int]]:
     from ava_platform.service.vault import Keyring, rotate
-    from ava_platform.store.db import Database
     from ava_platform.store.secrets import SecretStore
 
-    db = Database(db_path)
     await db.open()
     try:
         store = SecretStore(db)
@@ -65,7 +78,7 @@ def rotate_key(
     new = _keys(new_key_env)[:1] if os.environ.get(new_key_env) else old[:1]
     keyring = [*new, *(k for k in old if k != new[0])]
     try:
-        resealed, changed, by_key = asyncio.run(_rotate(_db_path(db), keyring))
+        resealed, changed, by_key = asyncio.run(_rotate(_database(db), keyring))
     except AvaError as exc:
         typer.echo(f"ava secrets rotate-key: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -89,10 +102,9 @@ def key_status(
     names = {key_id(k): ("current" if i == 0 else f"previous #{i}") for i, k in enumerate(keys)}
 
     async def count() -> dict[str, int]:
-        from ava_platform.store.db import Database
         from ava_platform.store.secrets import SecretStore
 
-        database = Database(_db_path(db))
+        database = _database(db)
         await database.open()
         try:
             return await SecretStore(database).count_by_key_version()

@@ -1,7 +1,9 @@
-"""`ava serve`: the API server and the job scheduler in one process."""
+"""`ava serve`: the API server and the job scheduler in one process, or (`--role api` or
+`--role scheduler`, on a shared PostgreSQL) one of the two, any number of each."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +45,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
     db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all: API and scheduler; api: requests only; scheduler: jobs and cron only "
+            "(health and metrics still answer). Default $AVA_ROLE, else all."
+        ),
+    ] = None,
 ) -> None:
     """Start the API server and the job scheduler."""
     import uvicorn
@@ -54,13 +63,18 @@ def serve(
     from ava_platform.wiring import Platform
 
     try:
-        settings = load_settings(db_path=db)
+        env = dict(os.environ) | ({"AVA_ROLE": role} if role is not None else {})
+        settings = load_settings(env, db_path=db)
     except ConfigError as exc:
         typer.echo(f"ava serve: {exc.message}", err=True)
         raise typer.Exit(2) from None
     log.configure()
     log.register_secret(settings.internal_secret)
-    application = create_app(Platform(settings), internal_secret=settings.internal_secret)
+    application = create_app(
+        Platform(settings),
+        internal_secret=settings.internal_secret,
+        serve_api=settings.role != "scheduler",
+    )
     server = _server_class()(
         uvicorn.Config(
             application, host=host, port=port, log_level="warning", loop="uvloop", http="httptools"

@@ -1,10 +1,17 @@
-"""The scheduler: claims due jobs up to the global concurrency, runs each attempt as a task,
-renews their leases, relays cancels, and recovers what a crashed platform left behind."""
+"""The scheduler: claims due jobs up to this process's concurrency, runs each attempt as a task,
+renews their leases, relays cancels, and recovers what a crashed platform left behind.
+
+Alone on its store (`exclusive`, SQLite), every running job at start is a dead predecessor's.
+Beside other schedulers (PostgreSQL), a running job belongs to whoever holds its lease: only
+a lapsed lease is taken over (the attempt counted lost and retried), an attempt whose lease
+another process took is killed here, and a process that cannot renew its leases for a whole
+lease kills its own attempts, so a partitioned node never runs a job taken over elsewhere."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from datetime import timedelta
 
@@ -15,6 +22,7 @@ from ava_platform.config import Settings
 from ava_platform.errors import ExecutorError
 from ava_platform.executor.base import Executor
 from ava_platform.log import get_logger
+from ava_platform.models import JobStatus
 from ava_platform.scheduler.runner import AttemptRunner, lost_outcome
 from ava_platform.store.jobs import Claimed, JobStore
 
@@ -30,8 +38,11 @@ class Scheduler:
         jobs: JobStore,
         runner: AttemptRunner,
         executor: Executor,
+        exclusive: bool = True,
     ) -> None:
         self._settings = settings
+        self._exclusive = exclusive
+        self._renewed_at = time.monotonic()
         self._clock = clock
         self._jobs = jobs
         self._runner = runner
@@ -117,28 +128,72 @@ class Scheduler:
                 await self._heartbeat()
             except Exception as exc:
                 log.error("heartbeat_failed", error=str(exc))
+                self._give_up_if_lease_lapsed()
+
+    def _give_up_if_lease_lapsed(self) -> None:
+        """Leases not renewed for a whole lease may be taken over by now: stop every attempt."""
+        if time.monotonic() - self._renewed_at < self._settings.lease_s:
+            return
+        for job_id in list(self._tasks):
+            log.warning("attempt_abandoned", job_id=job_id, reason="lease_not_renewed")
+            self.cancel(job_id)
 
     async def _heartbeat(self) -> None:
         now = self._clock.now()
-        await self._jobs.renew_leases(
+        ours = set(self._tasks)  # before renewing: each of these was claimed before it
+        held = await self._jobs.renew_leases(
             self.owner, iso(now + timedelta(seconds=self._settings.lease_s))
         )
+        self._renewed_at = time.monotonic()
+        for job_id in ours - held:
+            # not ours any more, yet not ended by us either: taken over elsewhere, stop it
+            status = await self._jobs.status(job_id)
+            if job_id in self._tasks and status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                log.warning("attempt_abandoned", job_id=job_id, reason="lease_taken_over")
+                self.cancel(job_id)
         for row in await self._jobs.running():
             if row.cancel_requested:
                 self.cancel(row.job_id)
-        # a running job that no task of ours owns and whose lease lapsed was lost
-        for row in await self._jobs.running(expired_before=iso(now), not_owner=self.owner):
+        # a running job that no task of ours owns and whose lease lapsed was lost (alone on the
+        # store: also any job another owner left, a dead predecessor's)
+        not_owner = self.owner if self._exclusive else None
+        for row in await self._jobs.running(expired_before=iso(now), not_owner=not_owner):
             if row.job_id not in self._tasks:
                 await self._recover_one(row.job_id, row.attempt, row.container_id)
 
     async def recover(self) -> None:
-        """At start: every running job belongs to a dead scheduler. Kill its container first,
-        then count the attempt as lost (retried on its own budget); remove orphan containers."""
+        """At start. Alone on the store: every running job belongs to a dead scheduler; kill
+        its container first, then count the attempt as lost (retried on its own budget);
+        remove orphan containers. Beside others: the same, for lapsed leases only."""
+        if not self._exclusive:
+            for row in await self._jobs.running(expired_before=iso(self._clock.now())):
+                await self._recover_one(row.job_id, row.attempt, row.container_id)
+            await self._remove_orphans()
+            return
         for row in await self._jobs.running():
             await self._recover_one(row.job_id, row.attempt, row.container_id)
         await self._remove_orphans()
 
     async def _recover_one(self, job_id: str, attempt: int, container_id: str | None) -> None:
+        """Alone on the store: kill first, then count the attempt lost. Beside others: take
+        the job over in the store first (only while its lease is still lapsed, so a slow but
+        live owner keeps it), and kill its containers only once it is ours to retry."""
+        if self._exclusive:
+            await self._kill_containers_of(job_id, container_id)
+        claimed = await self._jobs.current_attempt(job_id)
+        if claimed is None:
+            return
+        # the attempt seen running; if it moved on since, the store drops this answer
+        claimed = msgspec.structs.replace(claimed, attempt=attempt)
+        lapsed = None if self._exclusive else iso(self._clock.now())
+        taken = await self._runner.record(
+            claimed, lost_outcome("the platform stopped during the attempt"), lapsed_before=lapsed
+        )
+        if not self._exclusive and taken:
+            await self._kill_containers_of(job_id, container_id)
+        log.warning("attempt_recovered", job_id=job_id, attempt=attempt, taken=taken)
+
+    async def _kill_containers_of(self, job_id: str, container_id: str | None) -> None:
         try:
             for ref in await self._executor.list_containers():
                 if ref.job_id == job_id:
@@ -147,13 +202,6 @@ class Scheduler:
             log.warning("recover_list_failed", job_id=job_id, error=exc.message)
         if container_id:
             await self._executor.kill_and_remove(container_id)
-        claimed = await self._jobs.current_attempt(job_id)
-        if claimed is None:
-            return
-        # the attempt seen running; if it moved on since, the store drops this answer
-        claimed = msgspec.structs.replace(claimed, attempt=attempt)
-        await self._runner.record(claimed, lost_outcome("the platform stopped during the attempt"))
-        log.warning("attempt_recovered", job_id=job_id, attempt=attempt)
 
     async def _remove_orphans(self) -> None:
         try:
@@ -161,7 +209,12 @@ class Scheduler:
         except ExecutorError as exc:
             log.warning("orphan_sweep_failed", error=exc.message)
             return
+        # beside other schedulers, a container is an orphan only when its job is not running
+        # (theirs are running jobs; their prewarmed containers end at their own idle TTL)
+        live = set() if self._exclusive else {r.job_id for r in await self._jobs.running()}
         for ref in refs:
+            if not self._exclusive and (not ref.job_id or ref.job_id in live):
+                continue
             if ref.job_id not in self._tasks:
                 await self._executor.kill_and_remove(ref.container_id)
                 log.info("orphan_removed", container_id=ref.container_id, job_id=ref.job_id)

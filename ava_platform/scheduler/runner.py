@@ -165,7 +165,12 @@ class AttemptRunner:
             )
             self._events.changed(claimed.job_id)
 
-    async def record(self, claimed: Claimed, outcome: Outcome) -> None:
+    async def record(
+        self, claimed: Claimed, outcome: Outcome, *, lapsed_before: str | None = None
+    ) -> bool:
+        """Stores the attempt's end and decides the job's next step; False when the store
+        dropped it (the attempt is no longer current, or with `lapsed_before`, its lease was
+        renewed after all: a takeover that must not happen)."""
         lost = outcome.kind is AttemptOutcome.WORKER_LOST
         decision = retry.decide(
             outcome.kind,
@@ -190,6 +195,7 @@ class AttemptRunner:
             status=decision.status,
             next_attempt_at=next_at,
             lost=lost,
+            lapsed_before=lapsed_before,
         )
         log.info(
             "attempt_finished",
@@ -206,6 +212,7 @@ class AttemptRunner:
             self._events.enqueued()
         else:
             self._events.finished(claimed.job_id)
+        return accepted
 
 
 def run_spec(claimed: Claimed, nonce: str, secrets: dict[str, str]) -> RunSpec:

@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from ava_platform.errors import StoreError
+from ava_platform.store.database import SQLITE
 from ava_platform.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any]
@@ -103,6 +104,8 @@ class _Transaction:
 
 
 class Database:
+    dialect = SQLITE
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: aiosqlite.Connection | None = None

@@ -4,13 +4,12 @@ accepted only from the job's current attempt."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database, Row, xact_lock
 
 _JOB_COLUMNS = (
     "id, tenant_id, worker_id, worker_version, status, input, result, error, attempt, "
@@ -25,6 +24,26 @@ _CLAIMED_SQL = (
     "WHERE j.id = ?"
 )
 _ACTIVE = "('queued', 'running')"
+_CLAIM_SQL = (
+    "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
+    "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
+    "next_attempt_at = NULL, container_id = NULL "
+    "WHERE seq = ("
+    "  SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
+    "  WHERE j.status = 'queued' AND coalesce(j.next_attempt_at, '') <= :now "
+    "  AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
+    "    SELECT count(*) FROM jobs r WHERE r.worker_id = j.worker_id "
+    "    AND r.status = 'running')) "
+    "  ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
+    ") AND status = 'queued' "
+    "AND (SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = :owner) "
+    "< :max_running "
+    "RETURNING id, attempt, worker_id"
+)
+
+
+class _WorkerFull(Exception):
+    """The claimed job's worker is at its max_concurrency: the claim rolls back."""
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +72,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
 
-def _job(row: sqlite3.Row, attempts: list[Attempt]) -> Job:
+def _job(row: Row, attempts: list[Attempt]) -> Job:
     data = dict(row)
     data["input"] = msgspec.json.decode(data["input"])
     data["result"] = msgspec.json.decode(data["result"]) if data["result"] else None
@@ -63,7 +82,7 @@ def _job(row: sqlite3.Row, attempts: list[Attempt]) -> Job:
     return msgspec.convert(data, Job)
 
 
-def _claimed(row: sqlite3.Row) -> Claimed:
+def _claimed(row: Row) -> Claimed:
     data = dict(row)
     data["run"] = msgspec.json.decode(data["run"], type=RunSettings)
     raw = data["input_json"]
@@ -71,7 +90,7 @@ def _claimed(row: sqlite3.Row) -> Claimed:
     return msgspec.convert(data, Claimed)
 
 
-def _attempt(row: sqlite3.Row) -> Attempt:
+def _attempt(row: Row) -> Attempt:
     data = dict(row)
     data["error"] = msgspec.json.decode(data["error"]) if data["error"] else None
     return msgspec.convert(data, Attempt)
@@ -90,6 +109,8 @@ class JobStore:
         it), or returns the job already queued under the same key in the window."""
         async with self._db.transaction() as conn:
             if idempotency_key is not None:
+                # processes enqueueing side by side: the first to hold the key decides
+                await xact_lock(conn, self._db.dialect, f"idem:{job.tenant_id}:{job.worker_id}")
                 async with conn.execute(
                     "SELECT id, created_at FROM jobs WHERE tenant_id = ? AND worker_id = ? "
                     "AND idempotency_key = ?",
@@ -186,34 +207,46 @@ class JobStore:
         self, *, now: str, owner: str, lease_until: str, max_running: int
     ) -> Claimed | None:
         """One statement picks the oldest due job whose worker has a free slot and marks it
-        running, so two claimers can never take the same job."""
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
-                "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
-                "next_attempt_at = NULL, container_id = NULL "
-                "WHERE seq = ("
-                "  SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
-                "  WHERE j.status = 'queued' AND coalesce(j.next_attempt_at, '') <= :now "
-                "  AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
-                "    SELECT count(*) FROM jobs r WHERE r.worker_id = j.worker_id "
-                "    AND r.status = 'running')) "
-                "  ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1"
-                ") AND status = 'queued' "
-                "AND (SELECT count(*) FROM jobs WHERE status = 'running') < :max_running "
-                "RETURNING id, attempt",
-                {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return None
-            await conn.execute(
-                "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
-                (row["id"], row["attempt"], now),
-            )
-            async with conn.execute(_CLAIMED_SQL, (row["id"],)) as cur:
-                full = await cur.fetchone()
+        running, so two claimers can never take the same job (on PostgreSQL, claimers skip
+        each other's locked rows). `max_running` bounds this owner's running jobs (its
+        machine's capacity); a worker's max_concurrency holds over every owner."""
+        try:
+            async with self._db.transaction() as conn:
+                async with conn.execute(
+                    _CLAIM_SQL.format(skip_locked=self._db.dialect.skip_locked),
+                    {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is None:
+                    return None
+                await self._check_worker_limit(conn, row["worker_id"])
+                await conn.execute(
+                    "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
+                    (row["id"], row["attempt"], now),
+                )
+                async with conn.execute(_CLAIMED_SQL, (row["id"],)) as cur:
+                    full = await cur.fetchone()
+        except _WorkerFull:
+            return None
         return _claimed(full) if full is not None else None
+
+    async def _check_worker_limit(self, conn: Any, worker_id: str) -> None:
+        """Claims side by side each saw the others' running jobs as of their own start: under
+        the worker's lock, a fresh count (this claim included) decides; over the limit, the
+        claim rolls back. SQLite's single writer never gets here over the limit."""
+        async with conn.execute(
+            "SELECT max_concurrency FROM workers WHERE id = ?", (worker_id,)
+        ) as cur:
+            limit = await cur.fetchone()
+        if limit is None or limit[0] is None:
+            return
+        await xact_lock(conn, self._db.dialect, f"worker:{worker_id}")
+        async with conn.execute(
+            "SELECT count(*) FROM jobs WHERE worker_id = ? AND status = 'running'", (worker_id,)
+        ) as cur:
+            running = await cur.fetchone()
+        if running is not None and int(running[0]) > int(limit[0]):
+            raise _WorkerFull
 
     async def current_attempt(self, job_id: str) -> Claimed | None:
         """The job's current attempt as its claim returned it (for recovering a lost one)."""
@@ -233,15 +266,18 @@ class JobStore:
         status: JobStatus,
         next_attempt_at: str | None,
         lost: bool = False,
+        lapsed_before: str | None = None,
     ) -> bool:
-        """False when the attempt is no longer the job's current one: its answer is dropped."""
+        """False when the attempt is no longer the job's current one: its answer is dropped.
+        With `lapsed_before` (a takeover), only while the lease is still lapsed then."""
         final = status is not JobStatus.QUEUED
+        lease_check = "" if lapsed_before is None else " AND lease_expires_at < ?"
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET status = ?, result = ?, error = ?, next_attempt_at = ?, "
                 "finished_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
                 "container_id = NULL, lost_count = lost_count + ? "
-                "WHERE id = ? AND attempt = ? AND status = 'running'",
+                "WHERE id = ? AND attempt = ? AND status = 'running'" + lease_check,
                 (
                     status.value,
                     _json(result) if status is JobStatus.SUCCEEDED else None,
@@ -251,6 +287,7 @@ class JobStore:
                     1 if lost else 0,
                     job_id,
                     attempt,
+                    *([] if lapsed_before is None else [lapsed_before]),
                 ),
             )
             if cur.rowcount == 0:
@@ -279,12 +316,19 @@ class JobStore:
                 (container_id, job_id, attempt),
             )
 
-    async def renew_leases(self, owner: str, until: str) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ?",
+    async def renew_leases(self, owner: str, until: str) -> set[str]:
+        """Extends the owner's leases; returns the jobs it still holds (one taken over by
+        another process is not among them)."""
+        async with (
+            self._db.transaction() as conn,
+            conn.execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE status = 'running' AND lease_owner = ? "
+                "RETURNING id",
                 (until, owner),
-            )
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return {str(r[0]) for r in rows}
 
     async def running(
         self, *, expired_before: str | None = None, not_owner: str | None = None
@@ -294,9 +338,12 @@ class JobStore:
             "SELECT id, attempt, container_id, cancel_requested FROM jobs WHERE status = 'running'"
         )
         params: list[Any] = []
-        if expired_before is not None:
-            sql += " AND (lease_expires_at < ? OR lease_owner IS NOT ?)"
+        if expired_before is not None and not_owner is not None:
+            sql += " AND (lease_expires_at < ? OR lease_owner IS DISTINCT FROM ?)"
             params += [expired_before, not_owner]
+        elif expired_before is not None:
+            sql += " AND lease_expires_at < ?"
+            params.append(expired_before)
         rows = await self._db.fetchall(sql, params)
         return [
             RunningRow(r["id"], r["attempt"], r["container_id"], bool(r["cancel_requested"]))
@@ -309,7 +356,9 @@ class JobStore:
         error = _json({"type": "cancelled", "message": "cancelled by a user"})
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "SELECT status FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id)
+                "SELECT status FROM jobs WHERE id = ? AND tenant_id = ?"
+                + self._db.dialect.for_update,
+                (job_id, tenant_id),
             ) as cur:
                 row = await cur.fetchone()
             if row is None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ava_platform.models import LogLine
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database
 
-_INT_MAX = 2**63 - 1  # SQLite's largest integer
+_INT_MAX = 2**63 - 1  # the largest integer either backend stores
 
 
 class LogStore:
@@ -22,11 +22,14 @@ class LogStore:
                 [(job_id, attempt, ts, stream, line) for ts, stream, line in lines],
             )
             await conn.execute(
-                "UPDATE jobs SET log_bytes = log_bytes + ?, log_truncated = max(log_truncated, ?) "
-                "WHERE id = ?",
+                "UPDATE jobs SET log_bytes = log_bytes + ?, "
+                "log_truncated = CASE WHEN ? = 1 THEN 1 ELSE log_truncated END WHERE id = ?",
                 (sum(len(line.encode()) + 1 for _, _, line in lines), int(truncated), job_id),
             )
-            async with conn.execute("SELECT last_insert_rowid()") as cur:
+            # one job's lines are written by its one runner: the newest is the batch's last
+            async with conn.execute(
+                "SELECT max(seq) FROM job_logs WHERE job_id = ?", (job_id,)
+            ) as cur:
                 row = await cur.fetchone()
         return int(row[0]) if row else 0
 

@@ -4,25 +4,25 @@ twice, whatever restarts happen around it."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import msgspec
 
 from ava_platform.models import Schedule, ScheduleRun, ScheduleRunStatus
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database, Row
 
 _COLUMNS = "id, tenant_id, worker_id, cron, timezone, input, next_run_at, created_at, created_by"
 _S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
 _LAST_RUN = (
-    "(SELECT json_object('schedule_id', r.schedule_id, 'slot', r.slot, 'status', r.status, "
-    "'job_id', r.job_id, 'reason', r.reason, 'created_at', r.created_at) FROM schedule_runs r "
+    "(SELECT CAST({json_object}('schedule_id', r.schedule_id, 'slot', r.slot, 'status', r.status, "
+    "'job_id', r.job_id, 'reason', r.reason, 'created_at', r.created_at) AS TEXT) "
+    "FROM schedule_runs r "
     "WHERE r.schedule_id = s.id ORDER BY r.slot DESC LIMIT 1) AS last_run"
 )
 _RUN_COLUMNS = "schedule_id, slot, status, job_id, reason, created_at"
 
 
-def _schedule(row: sqlite3.Row) -> Schedule:
+def _schedule(row: Row) -> Schedule:
     data = dict(row)
     data["input"] = msgspec.json.decode(data["input"])
     last = data.pop("last_run", None)
@@ -30,13 +30,14 @@ def _schedule(row: sqlite3.Row) -> Schedule:
     return msgspec.convert(data, Schedule)
 
 
-def _run(row: sqlite3.Row) -> ScheduleRun:
+def _run(row: Row) -> ScheduleRun:
     return msgspec.convert(dict(row), ScheduleRun)
 
 
 class ScheduleStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._last_run = _LAST_RUN.format(json_object=db.dialect.json_object)
 
     async def insert(self, schedule: Schedule) -> None:
         row = msgspec.structs.asdict(schedule)
@@ -61,7 +62,7 @@ class ScheduleStore:
     ) -> tuple[list[Schedule], int]:
         total = await self.count(tenant_id, worker_id)
         rows = await self._db.fetchall(
-            f"SELECT {_S_COLUMNS}, {_LAST_RUN} FROM schedules s "
+            f"SELECT {_S_COLUMNS}, {self._last_run} FROM schedules s "
             "WHERE s.tenant_id = ? AND s.worker_id = ? ORDER BY s.seq LIMIT ? OFFSET ?",
             (tenant_id, worker_id, limit, offset),
         )
@@ -71,7 +72,7 @@ class ScheduleStore:
         where = "s.id = ?" + (" AND s.tenant_id = ?" if tenant_id is not None else "")
         params: list[Any] = [schedule_id] + ([tenant_id] if tenant_id is not None else [])
         row = await self._db.fetchone(
-            f"SELECT {_S_COLUMNS}, {_LAST_RUN} FROM schedules s WHERE {where}", params
+            f"SELECT {_S_COLUMNS}, {self._last_run} FROM schedules s WHERE {where}", params
         )
         return _schedule(row) if row else None
 
@@ -111,11 +112,11 @@ class ScheduleStore:
             if cur.rowcount == 0:
                 return False
             cur = await conn.execute(
-                "INSERT OR IGNORE INTO schedule_runs (schedule_id, slot, status, created_at) "
-                "VALUES (?, ?, 'pending', ?)",
+                "INSERT INTO schedule_runs (schedule_id, slot, status, created_at) "
+                "VALUES (?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
                 (schedule_id, slot, now),
             )
-            return cur.rowcount == 1
+            return int(cur.rowcount) == 1
 
     async def finish_run(
         self,

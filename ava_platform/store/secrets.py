@@ -3,12 +3,10 @@ plaintext value; `service/vault.py` encrypts before and decrypts after."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from ava_platform.models import SecretInfo
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database, Row, xact_lock
 
 
 class SealedSecret(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,7 +20,7 @@ class SealedSecret(msgspec.Struct, frozen=True, kw_only=True):
 _SEALED = "tenant_id, name, ciphertext, nonce, key_version"
 
 
-def _sealed(row: sqlite3.Row) -> SealedSecret:
+def _sealed(row: Row) -> SealedSecret:
     return SealedSecret(
         tenant_id=row["tenant_id"],
         name=row["name"],
@@ -39,6 +37,8 @@ class SecretStore:
     async def put(self, sealed: SealedSecret, now: str) -> tuple[SecretInfo, bool]:
         """Creates or replaces; returns the stored info and whether it was created."""
         async with self._db.transaction() as conn:
+            # two PUTs side by side: one creates, the other replaces (and says so)
+            await xact_lock(conn, self._db.dialect, f"secret:{sealed.tenant_id}:{sealed.name}")
             async with conn.execute(
                 "SELECT created_at FROM secrets WHERE tenant_id = ? AND name = ?",
                 (sealed.tenant_id, sealed.name),
@@ -86,7 +86,7 @@ class SecretStore:
             cur = await conn.execute(
                 "DELETE FROM secrets WHERE tenant_id = ? AND name = ?", (tenant_id, name)
             )
-            return cur.rowcount > 0
+            return int(cur.rowcount) > 0
 
     async def get_many(self, tenant_id: str, names: list[str]) -> list[SealedSecret]:
         if not names:
@@ -125,7 +125,7 @@ class SecretStore:
                     old.nonce,
                 ),
             )
-            return cur.rowcount > 0
+            return int(cur.rowcount) > 0
 
     async def count_by_key_version(self) -> dict[str, int]:
         rows = await self._db.fetchall(

@@ -4,12 +4,10 @@ once, inside a write transaction, so a deploy and a source PATCH never claim the
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from ava_platform.models import VersionInfo, VersionStatus
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database, Row, xact_lock
 
 _INFO = (
     "worker_id, version, source_digest, entrypoint, status, image, error, created_at, "
@@ -48,15 +46,15 @@ class VersionRow(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def _row(row: sqlite3.Row) -> VersionRow:
+def _row(row: Row) -> VersionRow:
     data = dict(row)
     data["bundle"] = bool(data["bundle"])
     return msgspec.convert(data, VersionRow)
 
 
 def _storable(number: int) -> bool:
-    """SQLite integers are signed 64-bit: a number beyond names no row (binding it would
-    raise OverflowError)."""
+    """Stored integers are signed 64-bit on both backends: a number beyond names no row
+    (binding it would raise OverflowError)."""
     return -(2**63) <= number < 2**63
 
 
@@ -69,6 +67,7 @@ class BuildStore:
     ) -> int:
         """Records a new bundle version (status building); returns its number."""
         async with self._db.transaction() as conn:
+            await xact_lock(conn, self._db.dialect, f"versions:{worker_id}")
             async with conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM worker_versions WHERE worker_id = ?",
                 (worker_id,),

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from ava_platform.models import Worker, WorkerStatus, WorkerVersion
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database, Dialect, Row, xact_lock
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
@@ -33,7 +32,9 @@ def source_digest(source: str | None, entrypoint: str) -> str:
     return "sha256:" + hashlib.sha256(f"{entrypoint}\0{source or ''}".encode()).hexdigest()
 
 
-async def _next_version(conn: Any, worker: Worker) -> int:
+async def _next_version(conn: Any, dialect: Dialect, worker: Worker) -> int:
+    # a deploy taking a number side by side holds the same lock (store/versions.py)
+    await xact_lock(conn, dialect, f"versions:{worker.id}")
     async with conn.execute(
         "SELECT coalesce(max(version), 0) FROM worker_versions WHERE worker_id = ?", (worker.id,)
     ) as cur:
@@ -50,7 +51,7 @@ def _to_row(worker: Worker) -> dict[str, Any]:
     return row
 
 
-def _from_row(row: sqlite3.Row) -> Worker:
+def _from_row(row: Row) -> Worker:
     data = dict(row)
     data["config"] = msgspec.json.decode(data["config"])
     data["secrets"] = msgspec.json.decode(data["secrets"])
@@ -77,7 +78,8 @@ class WorkerStore:
         changes never overwrite each other; None when the tenant has no such worker."""
         async with self._db.transaction() as conn:
             async with conn.execute(
-                f"SELECT {_COLUMNS} FROM workers WHERE id = ? AND tenant_id = ?",
+                f"SELECT {_COLUMNS} FROM workers WHERE id = ? AND tenant_id = ?"
+                + self._db.dialect.for_update,
                 (worker_id, tenant_id),
             ) as cur:
                 row = await cur.fetchone()
@@ -86,7 +88,9 @@ class WorkerStore:
             worker, source_changed = change(_from_row(row))
             if source_changed:
                 # after a rollback or beside a deploy still building, `version + 1` may be taken
-                worker = msgspec.structs.replace(worker, version=await _next_version(conn, worker))
+                worker = msgspec.structs.replace(
+                    worker, version=await _next_version(conn, self._db.dialect, worker)
+                )
             await conn.execute(_UPDATE, _to_row(worker))
             if source_changed:
                 await self._insert_version(conn, worker, by)
@@ -130,7 +134,7 @@ class WorkerStore:
         limit: int,
         offset: int,
     ) -> tuple[list[Worker], int]:
-        where, params = _filters(tenant_id, status, runtime, q)
+        where, params = _filters(self._db.dialect, tenant_id, status, runtime, q)
         total_row = await self._db.fetchone(f"SELECT count(*) FROM workers WHERE {where}", params)
         rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM workers WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
@@ -140,7 +144,11 @@ class WorkerStore:
 
 
 def _filters(
-    tenant_id: str, status: WorkerStatus | None, runtime: str | None, q: str | None
+    dialect: Dialect,
+    tenant_id: str,
+    status: WorkerStatus | None,
+    runtime: str | None,
+    q: str | None,
 ) -> tuple[str, list[Any]]:
     clauses = ["tenant_id = ?"]
     params: list[Any] = [tenant_id]
@@ -152,7 +160,11 @@ def _filters(
     if runtime is not None:
         clauses.append("runtime = ?")
         params.append(runtime)
-    if q and len(q) >= MIN_TRIGRAM:
+    if q and dialect.name == "postgres":
+        # ILIKE with % and _ taken literally, answered by the pg_trgm index (any length)
+        clauses.append("name ILIKE ? ESCAPE '\\'")
+        params.append(_like_pattern(q))
+    elif q and len(q) >= MIN_TRIGRAM:
         # a quoted phrase is a case-insensitive substring match answered by the trigram index
         # (LIKE with ESCAPE would make FTS5 scan every tenant's names); no wildcards exist here
         clauses.append("seq IN (SELECT rowid FROM workers_fts WHERE workers_fts MATCH ?)")
@@ -160,8 +172,12 @@ def _filters(
     elif q:
         # too short for trigrams: a LIKE over the tenant's rows, with % and _ taken literally
         clauses.append("name LIKE ? ESCAPE '\\'")
-        params.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        params.append(_like_pattern(q))
     return " AND ".join(clauses), params
+
+
+def _like_pattern(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class VersionStore:

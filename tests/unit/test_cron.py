@@ -89,9 +89,12 @@ def test_bad_cron_or_zone_is_a_field_error(cron: str, tz: str, field: str) -> No
 
 
 @asynccontextmanager
-async def platform_at(db: Path, clock: ManualClock) -> AsyncIterator[Platform]:
-    """One 'run' of the platform on `db`; leaving it is a stop, entering again a restart."""
-    settings = load_settings(server_env(db))
+async def platform_at(
+    db: Path, clock: ManualClock, database_env: dict[str, str]
+) -> AsyncIterator[Platform]:
+    """One 'run' of the platform on `db` (or the database of `database_env`); leaving it is a
+    stop, entering again a restart."""
+    settings = load_settings(server_env(db, **database_env))
     platform = Platform(
         settings,
         clock=clock,
@@ -122,9 +125,9 @@ def clock() -> ManualClock:
 
 
 async def test_every_minute_schedule_fires_once_per_slot(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
-    async with platform_at(tmp_path / "ava.db", clock) as platform:
+    async with platform_at(tmp_path / "ava.db", clock, database_env) as platform:
         worker = await make_worker(platform)
         sch = await platform.schedules.create(
             WHO, worker.id, ScheduleCreate(cron="* * * * *", input={"n": 1})
@@ -151,9 +154,9 @@ async def test_every_minute_schedule_fires_once_per_slot(
 
 
 async def test_paused_worker_slot_is_skipped_and_recorded(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
-    async with platform_at(tmp_path / "ava.db", clock) as platform:
+    async with platform_at(tmp_path / "ava.db", clock, database_env) as platform:
         worker = await make_worker(platform)
         sch = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
         await platform.workers.update(WHO, worker.id, WorkerPatch(status=PatchableStatus.PAUSED))
@@ -170,14 +173,14 @@ async def test_paused_worker_slot_is_skipped_and_recorded(
 
 
 async def test_runs_missed_while_down_are_queued_once_on_start(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
     db = tmp_path / "ava.db"
-    async with platform_at(db, clock) as platform:
+    async with platform_at(db, clock, database_env) as platform:
         worker = await make_worker(platform)
         sch = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
     clock.set(at("2026-03-02T12:45:10"))  # down for 44 slots
-    async with platform_at(db, clock) as platform:
+    async with platform_at(db, clock, database_env) as platform:
         assert await platform.cron.tick() == 1
         assert await platform.cron.tick() == 0
         assert len(await schedule_jobs(platform, sch.id)) == 1
@@ -188,25 +191,25 @@ async def test_runs_missed_while_down_are_queued_once_on_start(
 
 
 async def test_a_restart_exactly_on_a_tick_never_fires_the_slot_twice(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
     db = tmp_path / "ava.db"
-    async with platform_at(db, clock) as platform:
+    async with platform_at(db, clock, database_env) as platform:
         worker = await make_worker(platform)
         sch = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
         clock.set(at("2026-03-02T12:01:00"))
         assert await platform.cron.tick() == 1
-    async with platform_at(db, clock) as platform:  # restarted on the same instant
+    async with platform_at(db, clock, database_env) as platform:  # restarted on the same instant
         assert await platform.cron.tick() == 0
         assert len(await schedule_jobs(platform, sch.id)) == 1
 
 
 async def test_a_slot_claimed_by_a_run_that_crashed_is_queued_once(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
     db = tmp_path / "ava.db"
     slot = iso(at("2026-03-02T12:01:00"))
-    async with platform_at(db, clock) as platform:
+    async with platform_at(db, clock, database_env) as platform:
         worker = await make_worker(platform)
         sch = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
         clock.set(at("2026-03-02T12:01:00"))
@@ -223,10 +226,10 @@ async def test_a_slot_claimed_by_a_run_that_crashed_is_queued_once(
             sch.id, slot=slot, seen_next=sch.next_run_at, new_next="x", now=slot
         )
     for _ in range(2):  # two restarts on the same instant
-        async with platform_at(db, clock) as platform:
+        async with platform_at(db, clock, database_env) as platform:
             assert await platform.cron.tick() == 0
             assert len(await schedule_jobs(platform, sch.id)) == 1
-    async with platform_at(db, clock) as platform:
+    async with platform_at(db, clock, database_env) as platform:
         # even a replay of the job queuing itself is idempotent for that slot
         schedule = await platform.schedule_store.get(None, sch.id)
         assert schedule is not None
@@ -236,8 +239,10 @@ async def test_a_slot_claimed_by_a_run_that_crashed_is_queued_once(
         assert [r.status.value for r in runs] == ["queued"]
 
 
-async def test_schedule_rules(tmp_path: Path, clock: ManualClock) -> None:
-    async with platform_at(tmp_path / "ava.db", clock) as platform:
+async def test_schedule_rules(
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
+) -> None:
+    async with platform_at(tmp_path / "ava.db", clock, database_env) as platform:
         worker = await make_worker(platform)
         with pytest.raises(Invalid):
             await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * * *"))
@@ -263,11 +268,11 @@ def test_a_cron_that_never_occurs_is_a_cron_error() -> None:
 
 
 async def test_a_stored_schedule_that_can_never_run_is_parked_once(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, database_env: dict[str, str]
 ) -> None:
     """One stored before such crons were refused: it is recorded failed and leaves the due
     batch, instead of failing on every tick (and, 100 of them, spinning tick() forever)."""
-    async with platform_at(tmp_path / "ava.db", clock) as platform:
+    async with platform_at(tmp_path / "ava.db", clock, database_env) as platform:
         worker = await make_worker(platform)
         good = await platform.schedules.create(WHO, worker.id, ScheduleCreate(cron="* * * * *"))
         bad = msgspec.structs.replace(good, id="sch_never", cron="0 0 31 2 *")

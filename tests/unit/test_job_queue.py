@@ -1,10 +1,9 @@
-"""The durable queue on a real SQLite file: atomic claims, limits, stale answers dropped."""
+"""The durable queue on both backends (a real SQLite file, a real PostgreSQL): atomic claims,
+limits, stale answers dropped."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -23,7 +22,7 @@ from ava_platform.models import (
 )
 from ava_platform.service.auth import Principal
 from ava_platform.service.workers import WorkerService
-from ava_platform.store.db import Database
+from ava_platform.store.database import Database
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.workers import VersionStore, WorkerStore
 
@@ -41,11 +40,8 @@ RUN = RunSettings(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "q.db")
-    await database.open()
-    yield database
-    await database.close()
+def db(store_db: Database) -> Database:
+    return store_db
 
 
 async def _worker(db: Database, **kw: object) -> str:
@@ -162,3 +158,82 @@ async def test_jobs_are_claimed_first_in_first_out(db: Database) -> None:
     claimed = [await _claim(jobs) for _ in range(6)]
     assert claimed == ids
     assert await _claim(jobs) is None
+
+
+async def test_a_workers_limit_holds_under_concurrent_claims(db: Database) -> None:
+    """Claimers side by side (separate connections on PostgreSQL) never run more of one
+    worker's jobs than its max_concurrency, whoever the owners are."""
+    jobs = JobStore(db)
+    solo = await _worker(db, max_concurrency=2)
+    await _enqueue(jobs, solo, 10)
+
+    async def claim(owner: str) -> str | None:
+        got = await jobs.claim_next(now=utcnow(), owner=owner, lease_until=FAR, max_running=10)
+        return got.job_id if got else None
+
+    claimed = await asyncio.gather(*(claim(f"o{i % 3}") for i in range(12)))
+    assert sum(1 for c in claimed if c) == 2
+
+
+async def test_max_running_is_per_owner(db: Database) -> None:
+    jobs = JobStore(db)
+    ids = await _enqueue(jobs, await _worker(db), 4)
+    first = [await jobs.claim_next(now=utcnow(), owner="a", lease_until=FAR, max_running=1)]
+    first.append(await jobs.claim_next(now=utcnow(), owner="a", lease_until=FAR, max_running=1))
+    other = await jobs.claim_next(now=utcnow(), owner="b", lease_until=FAR, max_running=1)
+    assert first[0] is not None and first[1] is None
+    assert other is not None and {first[0].job_id, other.job_id} == set(ids[:2])
+
+
+async def test_idempotent_enqueues_side_by_side_make_one_job(db: Database) -> None:
+    jobs = JobStore(db)
+    wid = await _worker(db)
+
+    async def enqueue() -> tuple[str, bool]:
+        job = Job(
+            id=new_id("job"),
+            tenant_id="ten_a",
+            worker_id=wid,
+            worker_version=1,
+            status=JobStatus.QUEUED,
+            input={},
+            run=RUN,
+            created_by="u",
+            created_at=utcnow(),
+        )
+        got, created = await jobs.enqueue(job, b"{}", "same-key", "")
+        return got.id, created
+
+    results = await asyncio.gather(*(enqueue() for _ in range(8)))
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sum(1 for _, created in results if created) == 1
+
+
+async def test_a_takeover_happens_only_while_the_lease_is_lapsed(db: Database) -> None:
+    """A lapsed lease seen by another process, then renewed by its live owner: the takeover
+    is refused, the owner keeps its attempt; once the lease lapses for real, it is taken."""
+    jobs = JobStore(db)
+    (job_id,) = await _enqueue(jobs, await _worker(db), 1)
+    assert await _claim(jobs) == job_id  # lease until FAR
+
+    async def take_over(seen_at: str) -> bool:
+        return await jobs.finish_attempt(
+            job_id,
+            1,
+            now=utcnow(),
+            outcome=AttemptOutcome.WORKER_LOST,
+            exit_code=None,
+            error=None,
+            result=None,
+            status=JobStatus.QUEUED,
+            next_attempt_at=utcnow(),
+            lost=True,
+            lapsed_before=seen_at,
+        )
+
+    assert not await take_over(utcnow())
+    assert await jobs.renew_leases("o", "2000-01-01T00:00:00.000000Z") == {job_id}
+    assert await take_over(utcnow())
+    job = await jobs.get(None, job_id)
+    assert job is not None and job.status is JobStatus.QUEUED
+    assert await jobs.renew_leases("o", FAR) == set()  # no longer its owner's

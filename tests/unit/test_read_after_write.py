@@ -11,8 +11,10 @@ from tests.scripted import scripted_server
 from tests.support import headers
 
 
-def test_concurrent_triggers_with_wait_always_find_their_job(tmp_path: Path) -> None:
-    with scripted_server(tmp_path / "ava.db", delay_s=0.05) as url:
+def test_concurrent_triggers_with_wait_always_find_their_job(
+    tmp_path: Path, database_env: dict[str, str]
+) -> None:
+    with scripted_server(tmp_path / "ava.db", delay_s=0.05, **database_env) as url:
         hdrs = headers()
         limits = httpx.Limits(max_connections=64)
         with httpx.Client(base_url=f"{url}/v1/ava", headers=hdrs, timeout=60, limits=limits) as c:

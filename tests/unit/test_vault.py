@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ava_platform.scheduler.output import OutputCollector
 from ava_platform.scheduler.redact import Redactor
 from ava_platform.service.auth import Principal
 from ava_platform.service.vault import Keyring, VaultSecrets, key_id
+from ava_platform.store.database import Database as StoreDatabase
 from ava_platform.store.db import Database
 from ava_platform.store.secrets import SecretStore
 from ava_platform.wiring import Platform
@@ -99,21 +100,19 @@ def test_settings_accept_a_keyring() -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SecretStore]:
-    db = Database(tmp_path / "ava.db")
-    await db.open()
-    try:
-        yield SecretStore(db)
-    finally:
-        await db.close()
+def store(store_db: StoreDatabase) -> SecretStore:
+    return SecretStore(store_db)
 
 
 async def test_store_never_holds_plaintext_and_source_resolves(
-    store: SecretStore, tmp_path: Path
+    store: SecretStore, store_db: StoreDatabase, tmp_path: Path
 ) -> None:
     ring = Keyring([KEY_A])
     await store.put(ring.seal("ten_a", "TOKEN", "plain-text-value"), "2026-01-01T00:00:00Z")
-    assert b"plain-text-value" not in (tmp_path / "ava.db").read_bytes()
+    rows = await store_db.fetchall("SELECT * FROM secrets")
+    assert rows and all(b"plain-text-value" not in repr(tuple(r)).encode() for r in rows)
+    if (tmp_path / "ava.db").exists():  # SQLite: not in the file either
+        assert b"plain-text-value" not in (tmp_path / "ava.db").read_bytes()
     source = VaultSecrets(store, ring)
     assert await source.resolve("ten_a", ["TOKEN"]) == {"TOKEN": "plain-text-value"}
     with pytest.raises(MissingSecret) as missing:

@@ -1,0 +1,260 @@
+# ruff: noqa: E402  (the path is fixed before anything imports `queue`)
+"""Queue throughput and claim latency of the store, no containers: each "scheduler process"
+is a real OS process with its own connections, running concurrent claim → finish loops
+(the fake executor's answer, instantly) until the queue is empty.
+
+(a) throughput: 2,000 queued jobs drained by 1, 2 and 4 processes, jobs/s, on SQLite (one
+    process: the embedded store has one scheduler by contract) and on PostgreSQL;
+(b) claim latency with 10^6 finished jobs in the table ÷ with 10^3, on both backends (the
+    claim must not slow down as history grows).
+
+PostgreSQL runs in a container built from images/postgres (tests/postgres.py), on loopback.
+Run: .venv/bin/python bench/queue.py  (or `make bench`); `... queue.py latency`: (b) only
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# this file's folder first on the path would make it the standard library's `queue`
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import msgspec
+
+from ava_platform.clock import SystemClock, utcnow
+from ava_platform.ids import new_id
+from ava_platform.models import (
+    AttemptOutcome,
+    Job,
+    JobStatus,
+    Network,
+    Role,
+    RunSettings,
+    Runtime,
+    WorkerCreate,
+)
+from ava_platform.service.auth import Principal
+from ava_platform.service.workers import WorkerService
+from ava_platform.store.database import Database
+from ava_platform.store.db import Database as SqliteDatabase
+from ava_platform.store.jobs import JobStore
+from ava_platform.store.postgres.db import PostgresDatabase
+from ava_platform.store.workers import VersionStore, WorkerStore
+
+JOBS = 2_000
+LOOPS_PER_PROCESS = 8  # concurrent claimers in one process (its AVA_MAX_CONCURRENT_JOBS)
+FAR = "9999-01-01T00:00:00.000000Z"
+RUN = RunSettings(
+    runtime=Runtime.PYTHON,
+    entrypoint="main.py",
+    timeout_seconds=30,
+    max_retries=0,
+    memory_mb=256,
+    cpus=1.0,
+    network=Network.NONE,
+)
+WHO = Principal("ten_bench", "usr_bench", Role.ADMIN)
+
+
+def open_db(where: str) -> Database:
+    if where.startswith("postgresql://"):
+        return PostgresDatabase(where, pool_size=LOOPS_PER_PROCESS + 2)
+    return SqliteDatabase(Path(where))
+
+
+async def seed(where: str, queued: int) -> str:
+    db = open_db(where)
+    await db.open()
+    try:
+        worker = await WorkerService(WorkerStore(db), VersionStore(db), SystemClock()).create(
+            WHO, WorkerCreate(name="bench", runtime=Runtime.PYTHON, source_code="x")
+        )
+        jobs = JobStore(db)
+        for i in range(queued):
+            job = _job(worker.id, i)
+            await jobs.enqueue(job, msgspec.json.encode(job.input), None, "")
+        return worker.id
+    finally:
+        await db.close()
+
+
+def _job(worker_id: str, i: int) -> Job:
+    return Job(
+        id=new_id("job"),
+        tenant_id=WHO.tenant_id,
+        worker_id=worker_id,
+        worker_version=1,
+        status=JobStatus.QUEUED,
+        input={"i": i},
+        run=RUN,
+        created_by="u",
+        created_at=utcnow(),
+    )
+
+
+async def _finish(jobs: JobStore, job_id: str, attempt: int) -> None:
+    await jobs.finish_attempt(
+        job_id,
+        attempt,
+        now=utcnow(),
+        outcome=AttemptOutcome.SUCCEEDED,
+        exit_code=0,
+        error=None,
+        result={"ok": True},
+        status=JobStatus.SUCCEEDED,
+        next_attempt_at=None,
+    )
+
+
+async def drain(where: str, owner: str, barrier: Any) -> int:
+    db = open_db(where)
+    await db.open()
+    barrier.wait()  # every process connected and ready: the clock starts
+    jobs = JobStore(db)
+    done = 0
+
+    async def loop() -> None:
+        nonlocal done
+        while True:
+            claimed = await jobs.claim_next(
+                now=utcnow(), owner=owner, lease_until=FAR, max_running=LOOPS_PER_PROCESS
+            )
+            if claimed is None:
+                return
+            await _finish(jobs, claimed.job_id, claimed.attempt)
+            done += 1
+
+    try:
+        await asyncio.gather(*(loop() for _ in range(LOOPS_PER_PROCESS)))
+    finally:
+        await db.close()
+    return done
+
+
+def _drain_process(where: str, owner: str, barrier: Any, results: Any) -> None:
+    results.put(asyncio.run(drain(where, owner, barrier)))
+
+
+def throughput(where: str, processes: int) -> float:
+    asyncio.run(seed(where, JOBS))
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=_drain_process, args=(where, f"p{i}", barrier, results))
+        for i in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait(timeout=120)
+    t0 = time.perf_counter()
+    counts = [results.get(timeout=600) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for proc in procs:
+        proc.join(timeout=30)
+    assert sum(counts) == JOBS, counts
+    return JOBS / elapsed
+
+
+async def claim_latency(where: str, finished: int) -> float:
+    """Median seconds of one claim (+ its finish) with `finished` finished jobs stored."""
+    worker_id = await seed(where, 0)
+    db = open_db(where)
+    await db.open()
+    try:
+        await _bulk_finished(db, worker_id, finished)
+        jobs = JobStore(db)
+        for i in range(200):
+            job = _job(worker_id, i)
+            await jobs.enqueue(job, msgspec.json.encode(job.input), None, "")
+        samples = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            claimed = await jobs.claim_next(now=utcnow(), owner="o", lease_until=FAR, max_running=1)
+            samples.append(time.perf_counter() - t0)
+            assert claimed is not None
+            await _finish(jobs, claimed.job_id, claimed.attempt)
+        return statistics.median(samples)
+    finally:
+        await db.close()
+
+
+async def _bulk_finished(db: Database, worker_id: str, n: int) -> None:
+    """n succeeded jobs in generated rows (a few statements, not n round trips)."""
+    run = msgspec.json.encode(RUN).decode()
+    cols = (
+        "id, tenant_id, worker_id, worker_version, status, input, result, attempt, max_retries, "
+        "trigger, run, created_by, created_at, started_at, finished_at"
+    )
+    vals = (
+        "'job_old' || {i}, 'ten_bench', '{w}', 1, 'succeeded', '{{}}', '1', 1, 0, 'api', "
+        "'{run}', 'u', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', "
+        "'2026-01-01T00:00:01.000000Z'"
+    )
+    if db.dialect.name == "postgres":
+        chunk = 100_000  # each statement well inside the driver's command timeout
+        for start in range(1, n + 1, chunk):
+            async with db.transaction() as conn:
+                await conn.execute(
+                    f"INSERT INTO jobs ({cols}) SELECT "
+                    + vals.format(i="g", w=worker_id, run=run)
+                    + f" FROM generate_series({start}, {min(n, start + chunk - 1)}) g"
+                )
+        async with db.transaction() as conn:
+            await conn.execute("ANALYZE jobs")
+        return
+    sql = (
+        f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+        f"INSERT INTO jobs ({cols}) SELECT " + vals.format(i="x", w=worker_id, run=run) + " FROM c"
+    )
+    async with db.transaction() as conn:
+        await conn.execute(sql)
+
+
+def main() -> None:
+    from tests.postgres import postgres_server
+
+    only_latency = sys.argv[1:] == ["latency"]
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg:
+        if not only_latency:
+            _throughputs(tmp, pg)
+        _latencies(tmp, pg)
+
+
+def _throughputs(tmp: str, pg: Any) -> None:
+    print(f"(a) queue throughput, {JOBS} jobs, {LOOPS_PER_PROCESS} claimers a process")
+    rate = throughput(str(Path(tmp) / "q1.db"), 1)
+    print(f"  sqlite     1 process : {rate:8.0f} jobs/s")
+    pg_rates = []
+    for n in (1, 2, 4):
+        pg_rates.append(throughput(pg.new_database(), n))
+        print(f"  postgres   {n} process{'es' if n > 1 else '  '}: {pg_rates[-1]:8.0f} jobs/s")
+    print(
+        f"  postgres 2/1 = {pg_rates[1] / pg_rates[0]:.2f}, 4/2 = {pg_rates[2] / pg_rates[1]:.2f}"
+        " (target: >= 1,000 jobs/s, never slower with more processes)"
+    )
+
+
+def _latencies(tmp: str, pg: Any) -> None:
+    print("(b) claim latency, median of 200, 10^6 finished jobs / 10^3")
+    for name, small, big in (
+        ("sqlite", str(Path(tmp) / "s3.db"), str(Path(tmp) / "s6.db")),
+        ("postgres", pg.new_database(), pg.new_database()),
+    ):
+        few = asyncio.run(claim_latency(small, 1_000))
+        many = asyncio.run(claim_latency(big, 1_000_000))
+        print(
+            f"  {name:<9} 10^3: {few * 1000:6.2f} ms  10^6: {many * 1000:6.2f} ms  "
+            f"ratio {many / few:.2f} (target <= 1.5)"
+        )
+
+
+if __name__ == "__main__":
+    main()
