@@ -74,7 +74,7 @@ bench: install engine images
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/swarm.py
 	$(BIN)/python bench/isolation.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/queue_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

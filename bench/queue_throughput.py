@@ -9,7 +9,7 @@ is a real OS process with its own connections, running concurrent claim → fini
     claim must not slow down as history grows).
 
 PostgreSQL runs in a container built from images/postgres (tests/postgres.py), on loopback.
-Run: .venv/bin/python bench/queue.py  (or `make bench`); `... queue.py latency`: (b) only
+Run: .venv/bin/python bench/queue_throughput.py  (or `make bench`); `... queue.py latency`: (b) only
 """
 
 from __future__ import annotations
