@@ -415,6 +415,8 @@ class DockerExecutor:
             await asyncio.wait(set(self._reaping), timeout=30)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._remove_unremoved(force=True), timeout=30)
+        if self._reaping:  # a sweep started by a retirement above may still be removing one
+            await asyncio.wait(set(self._reaping), timeout=30)
         self._engine.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

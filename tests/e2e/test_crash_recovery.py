@@ -117,6 +117,8 @@ def test_engine_down_fails_attempts_as_platform_errors_and_server_stays_up(tmp_p
             json={
                 "name": "w",
                 "runtime": "python",
+                # with no engine there is no egress firewall either: an egress worker is refused
+                "network": "none",
                 "max_retries": 1,
                 "source_code": "def handler(i, e):\n    return 1\n",
             },

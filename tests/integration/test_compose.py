@@ -174,6 +174,10 @@ def test_a_job_runs_through_the_cli_against_the_stack(stack: Stack, tmp_path: Pa
         "python",
         "--source",
         str(source),
+        # the platform in a container cannot install the host's egress firewall, so it
+        # refuses egress jobs (README: egress in the compose deployment)
+        "--network",
+        "none",
     )
     assert created.returncode == 0, created.stderr
     ok = ava(
@@ -185,6 +189,12 @@ def test_a_job_runs_through_the_cli_against_the_stack(stack: Stack, tmp_path: Pa
     assert bad.returncode == 1 and "asked to fail" in bad.stderr
     metrics = httpx.get(f"{stack.url}/metrics", timeout=10).text
     assert 'ava_jobs{runtime="python",status="succeeded"} 1.0' in metrics
+    egress = ava(
+        stack, "workers", "create", "--name", "out", "--runtime", "python", "--source", str(source)
+    )
+    assert egress.returncode == 0, egress.stderr
+    refused = ava(stack, "jobs", "run", "out", "--input", '{"numbers": [1]}', "--wait")
+    assert refused.returncode != 0 and "egress_unavailable" in refused.stderr, refused
 
 
 def test_the_deployment_has_the_promised_shape(stack: Stack) -> None:

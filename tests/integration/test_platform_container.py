@@ -108,6 +108,9 @@ def test_missing_runtime_image_is_built_on_start_and_runs_jobs(
             {
                 "name": "sh",
                 "runtime": "shell",
+                # a platform in a container cannot install the host's egress firewall, so it
+                # refuses egress jobs (README: egress in the compose deployment)
+                "network": "none",
                 "source_code": "#!/bin/bash\njq -c '{n: (.n + 1)}' > \"$AVA_RESULT\"\n",
             }
         )
