@@ -34,13 +34,16 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 WAIT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# package scope: Playwright's sync driver keeps an event loop running in the main thread while
+# it is open, and every later test that calls asyncio.run() (the PostgreSQL fixture, the MCP
+# client) would fail; it must end with the browser tier, not with the session
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (scripts/ensure-chromium.sh)")
@@ -49,7 +52,7 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real server on a real engine (the python runtime image, built if missing)."""
     from ava_platform.executor.runtime_images import build_images

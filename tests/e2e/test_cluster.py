@@ -208,7 +208,7 @@ def test_a_cron_slot_fires_once_across_the_processes(cluster: Cluster) -> None:
             if runs and all(r["status"] != "pending" for r in runs):
                 break
             time.sleep(0.5)
-        jobs = c.get("/jobs", params={"worker_id": wid, "per_page": 100}).json()["data"]
+        jobs = c.get("/jobs", params={"filter[worker_id]": wid, "per_page": 100}).json()["data"]
     assert runs, "no slot fired within 75 s"
     slots = [r["slot"] for r in runs]
     assert len(slots) == len(set(slots))
