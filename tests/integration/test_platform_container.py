@@ -73,6 +73,9 @@ def platform(platform_image: str) -> Iterator[str]:
         .with_env("AVA_INTERNAL_SECRET", SECRET)
         .with_env("AVA_SECRET_KEY", key)
         .with_env("AVA_IMAGE_NAMESPACE", TEST_IMAGE_NAMESPACE)
+        # cold containers only: a prewarmed one carries no job label, and the test reads the
+        # job's image from its container's create event
+        .with_env("AVA_WARM_POOL", "0")
         .with_volume_mapping("/var/run/docker.sock", "/var/run/docker.sock", "rw")
         .with_exposed_ports(8080)
     )
