@@ -4,6 +4,8 @@ in, first out, and the running and queued quotas hold."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 
@@ -143,3 +145,18 @@ async def test_the_queued_quota_refuses_and_queues_nothing(db: Database) -> None
     await quotas.put(TenantQuota(tenant_id="ten_a", max_running=None, max_queued=4, **_BY))
     await _enqueue(jobs, "ten_a", worker, 1, max_queued=3)  # the override wins
     assert [t.queued for t in await quotas.load()] == [4]
+
+
+async def test_the_running_quota_holds_under_concurrent_claims(db: Database) -> None:
+    """Claimers side by side (separate connections on PostgreSQL) never run more of one
+    tenant's jobs than its running quota, whoever the owners are."""
+    jobs, quotas = JobStore(db), QuotaStore(db)
+    await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 10)
+    await quotas.put(TenantQuota(tenant_id="ten_a", max_running=2, max_queued=None, **_BY))
+
+    async def claim(owner: str) -> str | None:
+        got = await jobs.claim_next(now=utcnow(), owner=owner, lease_until=FAR, max_running=10)
+        return got.job_id if got else None
+
+    claimed = await asyncio.gather(*(claim(f"o{i % 3}") for i in range(12)))
+    assert sum(1 for c in claimed if c) == 2
