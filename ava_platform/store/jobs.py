@@ -61,6 +61,9 @@ _SERVED_SQL = (
 )
 
 
+_NO_LIMIT = 2**62  # a tenant running quota no tenant reaches
+
+
 class _NoSlot(Exception):
     """The claimed job's worker or tenant is at its limit: the claim rolls back."""
 
@@ -274,7 +277,8 @@ class JobStore:
         the same job (on PostgreSQL, claimers skip each other's locked rows). `max_running`
         bounds this owner's running jobs (its machine's capacity); a worker's max_concurrency
         and a tenant's running quota hold over every owner."""
-        tenant_limit = tenant_max_running or max_running
+        # no default of its own: only an operator's override, and each owner's max_running
+        tenant_limit = tenant_max_running or _NO_LIMIT
         params = {
             "owner": owner,
             "lease": lease_until,
