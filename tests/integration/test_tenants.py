@@ -218,7 +218,12 @@ def test_a_webhook_is_retried_and_signed(server: str, receiver: tuple[str, Any])
     assert hmac.compare_digest(v1, expected)
     assert abs(time.time() - int(t)) < 60
     assert httpx.Response(200, content=body).json() == ava.client.get(f"/jobs/{job['id']}").json()
+    # the receiver has answered; the platform records that answer just after: wait for it
+    deadline = time.monotonic() + 10
     log = ava.client.get(f"/jobs/{job['id']}/deliveries").json()["data"]
+    while log[0]["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log = ava.client.get(f"/jobs/{job['id']}/deliveries").json()["data"]
     assert [(d["status"], [a["response_status"] for a in d["attempts"]]) for d in log] == [
         ("delivered", [500, 200])
     ]
