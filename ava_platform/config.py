@@ -56,6 +56,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     swarm_constraints: tuple[str, ...] = ()
     # private IPv4 ranges egress jobs may reach on purpose (README: Security model)
     egress_allow_cidrs: tuple[str, ...] = ()
+    # per-tenant quotas (README: quotas); an operator overrides them per tenant.
+    # 0 running: no limit of its own, only AVA_MAX_CONCURRENT_JOBS
+    tenant_max_running: int = 0
+    tenant_max_queued: int = 10_000
+    # completion webhooks (README: completion webhooks)
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = 8
+    webhook_retry_base_s: float = 2.0
+    webhook_timeout_s: float = 10.0
 
 
 def _decode_key(raw: str) -> bytes:
@@ -166,6 +175,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         warm_max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", 2048, 0),
         executor=_executor(env),
         swarm_constraints=_constraints(env.get("AVA_SWARM_CONSTRAINTS", "")),
+        tenant_max_running=_int(env, "AVA_TENANT_MAX_RUNNING", 0, 0),
+        tenant_max_queued=_int(env, "AVA_TENANT_MAX_QUEUED", 10_000, 1),
+        webhook_allow_private=_int(env, "AVA_WEBHOOK_ALLOW_PRIVATE", 0, 0) > 0,
+        webhook_max_attempts=_int(env, "AVA_WEBHOOK_MAX_ATTEMPTS", 8, 1),
+        webhook_retry_base_s=_float(env, "AVA_WEBHOOK_RETRY_BASE_S", 2.0),
+        webhook_timeout_s=max(0.5, _float(env, "AVA_WEBHOOK_TIMEOUT_S", 10.0)),
     )
 
 

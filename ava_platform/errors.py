@@ -13,8 +13,10 @@ them to HTTP in one place (`api/errors.py`).
     ├── UnsupportedMedia     415
     ├── Unavailable          503 with the platform's own reason: egress jobs while the
     │                        firewall rules are not installed
+    ├── QuotaExceeded        429: the tenant is at its queued-jobs quota (with Retry-After)
     ├── StoreError           the store failed (not open, or a SQLite error); never the driver's
-    │                        own exception
+    │   │                    own exception
+    │   └── StoreFull        503: the store's disk is full; nothing was written
     ├── VaultError           a secret cannot be decrypted (unknown key version, or tampered)
     ├── MissingSecret        a job names secrets that are not set
     │   └── SecretUnreadable the secrets exist but no configured key decrypts them
@@ -78,8 +80,17 @@ class UnsupportedMedia(AvaError):
     code = "unsupported_media_type"
 
 
+class QuotaExceeded(AvaError):
+    code = "quota_exceeded"
+    retry_after_s = 5  # a guess a client can act on: slots free in seconds, not hours
+
+
 class StoreError(AvaError):
     code = "store_error"
+
+
+class StoreFull(StoreError):
+    code = "store_full"
 
 
 class VaultError(AvaError):

@@ -12,12 +12,13 @@ Read from the store at scrape time (so they survive restarts):
     ava_queue_depth                                    queued jobs (incl. those in backoff)
     ava_queue_oldest_age_seconds                       how long the oldest due job has waited
     ava_running_containers                             attempts running now, one container each
+    ava_tenant_jobs{tenant,status}                     queued and running jobs per tenant
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -101,6 +102,13 @@ class PlatformMetrics:
             "Median time to hand a job to a prewarmed container (last 1,000).",
             registry=r,
         )
+        self.tenant_jobs = Gauge(
+            "ava_tenant_jobs",
+            "Queued and running jobs per tenant.",
+            ["tenant", "status"],
+            registry=r,
+        )
+        self._tenant_load: Callable[[], Awaitable[list[Any]]] | None = None
         self._started: dict[tuple[str, int], float] = {}
         self._source: tuple[JobCounts, Callable[[], int], Clock] | None = None
         self._pool_stats: Callable[[], dict[str, Any]] = dict
@@ -111,10 +119,12 @@ class PlatformMetrics:
         running_count: Callable[[], int],
         clock: Clock,
         pool_stats: Callable[[], dict[str, Any]] = dict,
+        tenant_load: Callable[[], Awaitable[list[Any]]] | None = None,
     ) -> None:
         """Where the scrape-time gauges come from."""
         self._source = (jobs, running_count, clock)
         self._pool_stats = pool_stats
+        self._tenant_load = tenant_load
 
     # -- hooks of the attempt runner --------------------------------------------------------
 
@@ -170,6 +180,15 @@ class PlatformMetrics:
         self.oldest_age.set(max(0.0, age_s))
         self.running.set(running_count())
         self._refresh_pool(self._pool_stats())
+        await self._refresh_tenants()
+
+    async def _refresh_tenants(self) -> None:
+        if self._tenant_load is None:
+            return
+        self.tenant_jobs.clear()  # a tenant whose jobs all ended drops out
+        for load in await self._tenant_load():
+            self.tenant_jobs.labels(tenant=load.tenant_id, status="queued").set(load.queued)
+            self.tenant_jobs.labels(tenant=load.tenant_id, status="running").set(load.running)
 
     def _refresh_pool(self, pool: dict[str, Any]) -> None:
         self.pool_hits.set(pool.get("hits", 0))

@@ -153,6 +153,17 @@ InputSchema = Annotated[
 ]
 
 
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        min_length=8,
+        max_length=2048,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
+        description="http(s) URL POSTed the finished job (README: completion webhooks).",
+    ),
+]
+
+
 class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
     runtime: Annotated[Runtime, Meta(description="nodejs | python | deno | shell | wasm")]
@@ -169,6 +180,7 @@ class WorkerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     isolation: IsolationField = Isolation.CONTAINER
     max_concurrency: MaxConcurrency | None = None
     input_schema: InputSchema | None = None
+    webhook_url: WebhookUrl | None = None
 
 
 class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -198,6 +210,7 @@ class WorkerPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     isolation: IsolationField | UnsetType = UNSET
     max_concurrency: MaxConcurrency | UnsetType | None = UNSET
     input_schema: InputSchema | UnsetType | None = UNSET
+    webhook_url: WebhookUrl | UnsetType | None = UNSET
 
 
 class Worker(msgspec.Struct, frozen=True, kw_only=True):
@@ -223,6 +236,7 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: str
     created_by: str
     input_schema: dict[str, Any] | None = None
+    webhook_url: str | None = None
 
 
 class PageMeta(msgspec.Struct, frozen=True):
@@ -282,6 +296,7 @@ class JobCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     input: Annotated[Any, Meta(description="The handler's input (any JSON, ≤ 1 MiB).")] = (
         msgspec.field(default_factory=dict)
     )
+    webhook_url: WebhookUrl | None = None  # this job only; else the worker's
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):
@@ -304,6 +319,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
+    rerun_of: str | None = None  # the finished job this one re-runs
+    webhook_url: str | None = None  # where its end is POSTed (the trigger's, else the worker's)
 
 
 class JobPage(msgspec.Struct, frozen=True):
@@ -461,3 +478,52 @@ class SchedulePage(msgspec.Struct, frozen=True):
 class ScheduleRunPage(msgspec.Struct, frozen=True):
     data: list[ScheduleRun]
     meta: PageMeta
+
+
+QuotaLimit = Annotated[
+    int, Meta(ge=1, le=10_000_000, description="A limit for this tenant; null: the default.")
+]
+
+
+class QuotaPut(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_running: QuotaLimit | None = None
+    max_queued: QuotaLimit | None = None
+
+
+class Quota(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: str
+    max_running: int | None  # as the operator set it; null: the default applies
+    max_queued: int | None
+    effective_max_running: int  # what the scheduler and the trigger enforce now
+    effective_max_queued: int
+    queued: int
+    running: int
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class WebhookSecret(msgspec.Struct, frozen=True):
+    secret: str
+
+
+class DeliveryAttemptInfo(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    at: str
+    response_status: int | None  # the receiver's HTTP status; null: none came (see error)
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    job_id: str
+    url: str
+    status: str  # pending (next attempt at next_attempt_at) | delivered | failed (gave up)
+    attempts: list[DeliveryAttemptInfo]
+    next_attempt_at: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class DeliveryList(msgspec.Struct, frozen=True):
+    data: list[DeliveryInfo]

@@ -18,23 +18,29 @@ from ava_platform.metrics import PlatformMetrics
 from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
 from ava_platform.scheduler.runner import AttemptRunner
+from ava_platform.scheduler.webhooks import WebhookLoop
 from ava_platform.service.deploy import DeployService, ImageBuilder
 from ava_platform.service.events import JobEvents, Relay
 from ava_platform.service.jobs import JobService
+from ava_platform.service.quotas import QuotaService
 from ava_platform.service.sandbox import OpenSandbox, Sandbox
 from ava_platform.service.schedules import ScheduleService
 from ava_platform.service.secrets import SecretService
 from ava_platform.service.secrets_source import SecretSource
 from ava_platform.service.vault import Keyring, VaultSecrets
 from ava_platform.service.versions import VersionService
+from ava_platform.service.webhook_urls import UrlPolicy
+from ava_platform.service.webhooks import DeliveryLog, WebhookSecrets
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.database import Database
 from ava_platform.store.db import Database as SqliteDatabase
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.logs import LogStore
+from ava_platform.store.quotas import QuotaStore
 from ava_platform.store.schedules import ScheduleStore
 from ava_platform.store.secrets import SecretStore
 from ava_platform.store.versions import BuildStore
+from ava_platform.store.webhooks import WebhookStore
 from ava_platform.store.workers import VersionStore, WorkerStore
 
 
@@ -111,8 +117,13 @@ class Platform:
         self.keyring = Keyring([settings.secret_key, *settings.previous_secret_keys])
         self.secret_store = SecretStore(self.db)
         self.secrets: SecretSource = VaultSecrets(self.secret_store, self.keyring)
+        self.url_policy = UrlPolicy(allow_private=settings.webhook_allow_private)
         self.workers = WorkerService(
-            self.worker_store, self.version_store, self.clock, sandbox=self.sandbox
+            self.worker_store,
+            self.version_store,
+            self.clock,
+            sandbox=self.sandbox,
+            check_webhook_url=self.url_policy.check,
         )
         self.jobs = JobService(
             jobs=self.job_store,
@@ -121,6 +132,15 @@ class Platform:
             events=self.events,
             clock=self.clock,
             sandbox=self.sandbox,
+            max_queued=settings.tenant_max_queued,
+            check_webhook_url=self.url_policy.check,
+        )
+        self.quota_store = QuotaStore(self.db)
+        self.quotas = QuotaService(
+            self.quota_store,
+            self.clock,
+            default_running=settings.tenant_max_running or settings.max_concurrent_jobs,
+            default_queued=settings.tenant_max_queued,
         )
         self.metrics = PlatformMetrics()
         self.runner = AttemptRunner(
@@ -147,11 +167,13 @@ class Platform:
             lambda: self.scheduler.running_count,
             self.clock,
             self.executor.pool_stats,
+            tenant_load=self.quota_store.load,
         )
         self._wire_deploys_and_schedules(settings, builder)
         self._exclusive = relay is None
         # `--role api` serves requests only; the schedulers run elsewhere on the same store
         self._run_scheduler = run_scheduler and settings.role != "api"
+        self._wire_webhooks(settings)
 
     async def start(self) -> None:
         await self.db.open()
@@ -164,9 +186,11 @@ class Platform:
             await self.deploys.recover()
         if self._run_scheduler:
             await self.cron.start()
+            await self.webhook_loop.start()
 
     async def stop(self) -> None:
         if self._run_scheduler:
+            await self.webhook_loop.stop()
             await self.cron.stop()
             await self.scheduler.stop()
         await self.deploys.stop()
@@ -200,6 +224,19 @@ class Platform:
         self.schedules = ScheduleService(
             self.schedule_store, self.workers, self.clock, on_change=self.cron.wake
         )
+
+    def _wire_webhooks(self, settings: Settings) -> None:
+        self.webhook_store = WebhookStore(self.db)
+        self.webhook_secrets = WebhookSecrets(self.webhook_store, self.keyring, self.clock)
+        self.deliveries = DeliveryLog(self.webhook_store, self.jobs)
+        self.webhook_loop = WebhookLoop(
+            settings=settings,
+            clock=self.clock,
+            store=self.webhook_store,
+            jobs=self.job_store,
+            secrets=self.webhook_secrets,
+        )
+        self.events.subscribe(finished=self.webhook_loop.wake)
 
     async def readiness(self) -> dict[str, bool]:
         return {"store": await self.db.ping(), "docker": await self.executor.ping()}

@@ -97,6 +97,7 @@ def running_process(
     *,
     stdout: Any = subprocess.PIPE,
     stderr: int = subprocess.STDOUT,
+    start_timeout_s: float = 20.0,
 ) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
     """A server process; stopped (terminate, then kill) when the block ends. A pipe is only
     for short runs whose output the test reads: nobody drains it meanwhile, and a full pipe
@@ -104,7 +105,7 @@ def running_process(
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url)
+        wait_healthy(url, start_timeout_s)
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -122,7 +123,9 @@ def server_log(db_path: Path) -> Path:
 
 
 @contextmanager
-def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
+def process_server(
+    db_path: Path, start_timeout_s: float = 20.0, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[Any]]]:
     """`ava serve` as a real process, for restart and signal tests; its output is appended
     to `server_log(db_path)`."""
     port = free_port()
@@ -139,7 +142,9 @@ def process_server(db_path: Path, **env: str) -> Iterator[tuple[str, subprocess.
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         server_log(db_path).open("ab") as log_file,
-        running_process(argv, server_env(db_path, **env), port, stdout=log_file) as served,
+        running_process(
+            argv, server_env(db_path, **env), port, stdout=log_file, start_timeout_s=start_timeout_s
+        ) as served,
     ):
         yield served
 

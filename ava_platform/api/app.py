@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar, Router, asgi
 from litestar.di import Provide
 
-from ava_platform.api import docs, jobs, schedules, secrets, ui, versions, workers
+from ava_platform.api import docs, jobs, quotas, schedules, secrets, ui, versions, webhooks, workers
 from ava_platform.api.auth import authenticate_connection, authorize, provide_principal
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
@@ -48,6 +48,8 @@ def create_app(services: Services, *, internal_secret: str, serve_api: bool = Tr
     deps.update(secrets.dependencies(services.secret_service))
     deps.update(versions.dependencies(services.deploys, services.versions))
     deps.update(schedules.dependencies(services.schedules))
+    deps.update(quotas.dependencies(services.quotas))
+    deps.update(webhooks.dependencies(services.webhook_secrets, services.deliveries))
     api = Router(
         path="/v1/ava",
         route_handlers=[
@@ -58,6 +60,9 @@ def create_app(services: Services, *, internal_secret: str, serve_api: bool = Tr
             versions.VersionsController,
             schedules.SchedulesController,
             mcp_endpoint,
+            quotas.QuotasController,
+            webhooks.WebhookSecretController,
+            webhooks.DeliveriesController,
         ],
         before_request=authorize,
         dependencies=deps,

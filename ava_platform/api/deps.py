@@ -10,9 +10,11 @@ from litestar.di import NamedDependency, Provide
 from ava_platform.service.auth import Principal
 from ava_platform.service.deploy import DeployService
 from ava_platform.service.jobs import JobService
+from ava_platform.service.quotas import QuotaService
 from ava_platform.service.schedules import ScheduleService
 from ava_platform.service.secrets import SecretService
 from ava_platform.service.versions import VersionService
+from ava_platform.service.webhooks import DeliveryLog, WebhookSecrets
 from ava_platform.service.workers import WorkerService
 
 PrincipalDep = NamedDependency[Principal]
@@ -22,6 +24,9 @@ SecretsDep = NamedDependency[SecretService]
 DeployDep = NamedDependency[DeployService]
 VersionsDep = NamedDependency[VersionService]
 SchedulesDep = NamedDependency[ScheduleService]
+QuotasDep = NamedDependency[QuotaService]
+WebhookSecretsDep = NamedDependency[WebhookSecrets]
+DeliveriesDep = NamedDependency[DeliveryLog]
 
 
 def provide_service(service: Any) -> Provide:

@@ -153,6 +153,11 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str, Any]] = {
         "timeout_seconds: Expected `int` <= 3600",
         [{"field": "timeout_seconds", "message": "Expected `int` <= 3600"}],
     ),
+    429: (
+        "quota_exceeded",
+        "tenant acme has 10000 queued jobs, its quota is 10000",
+        {"quota": "max_queued", "limit": 10000, "queued": 10000},
+    ),
     503: ("executor_error", "the container engine is unavailable; try again later", None),
 }
 

@@ -26,6 +26,8 @@ STATUS_OF: dict[type[errors.AvaError], int] = {
     errors.UnsupportedMedia: 415,
     errors.ExecutorError: 503,
     errors.Unavailable: 503,
+    errors.QuotaExceeded: 429,
+    errors.StoreFull: 503,
 }
 _HTTP_CODES = {
     400: "bad_request",
@@ -68,6 +70,8 @@ _GENERIC = {
     500: "internal error: the request could not be completed",
     503: "the container engine is unavailable; try again later",
 }
+# 503s whose own message is safe and more useful than the generic one
+_OWN_MESSAGE = (errors.StoreFull, errors.Unavailable)
 
 
 def handle_ava_error(request: Request[Any, Any, Any], exc: errors.AvaError) -> Response[Any]:
@@ -81,9 +85,12 @@ def handle_ava_error(request: Request[Any, Any, Any], exc: errors.AvaError) -> R
             error_type=type(exc).__name__,
             detail=exc.message,
         )
-        if not isinstance(exc, errors.Unavailable):  # its message is the platform's own
+        if not isinstance(exc, _OWN_MESSAGE):
             return error_response(status, exc.code, _GENERIC.get(status, "internal error"))
-    return error_response(status, exc.code, exc.message, exc.details)
+    headers = None
+    if isinstance(exc, errors.QuotaExceeded):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(status, exc.code, exc.message, exc.details, headers=headers)
 
 
 def _field(item: dict[str, Any], query: Any) -> str:

@@ -27,8 +27,35 @@ NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 TEXT = "text/plain"
 _EVENT_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
-_TRIGGER = route(Permission.RUN, 404, 409, 413, 415, 422, 503)
+_TRIGGER = route(Permission.RUN, 404, 409, 413, 415, 422, 429, 503)
 _TRIGGER["responses"][200] = ResponseSpec(Job, description="The job finished within `wait`")
+
+
+_FIND = {"filter[error_type]", "filter[created_after]", "filter[created_before]"}
+ErrorTypeFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="filter[error_type]",
+        max_length=64,
+        description="The final error's type: handler_error, timeout, cancelled, platform, …",
+    ),
+]
+CreatedAfter = Annotated[
+    str | None,
+    QueryParameter(
+        name="filter[created_after]",
+        max_length=64,
+        description="Jobs created after this ISO 8601 time (with offset or Z).",
+    ),
+]
+CreatedBefore = Annotated[
+    str | None,
+    QueryParameter(
+        name="filter[created_before]",
+        max_length=64,
+        description="Jobs created before this ISO 8601 time (with offset or Z).",
+    ),
+]
 
 
 class JobsController(Controller):
@@ -61,7 +88,11 @@ class JobsController(Controller):
     ) -> Response[Job]:
         key = request.headers.get("idempotency-key")
         job, _ = await jobs.trigger(
-            principal, worker_id, data.input if data else {}, idempotency_key=key
+            principal,
+            worker_id,
+            data.input if data else {},
+            idempotency_key=key,
+            webhook_url=data.webhook_url if data else None,
         )
         if wait:
             job = await jobs.wait(principal, job.id, wait)
@@ -75,11 +106,24 @@ class JobsController(Controller):
         jobs: JobsDep,
         status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
         worker_id: Annotated[str | None, QueryParameter(name="filter[worker_id]")] = None,
+        error_type: ErrorTypeFilter = None,
+        created_after: CreatedAfter = None,
+        created_before: CreatedBefore = None,
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
-        reject_unknown_filters(request.query_params, {"filter[status]", "filter[worker_id]"})
-        query = JobQuery(status=status, worker_id=worker_id, page=page, per_page=per_page)
+        reject_unknown_filters(
+            request.query_params, {"filter[status]", "filter[worker_id]", *_FIND}
+        )
+        query = JobQuery(
+            status=status,
+            worker_id=worker_id,
+            page=page,
+            per_page=per_page,
+            error_type=error_type,
+            created_after=created_after,
+            created_before=created_before,
+        )
         items, total = await jobs.page(principal, query)
         return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
@@ -95,11 +139,22 @@ class JobsController(Controller):
         principal: PrincipalDep,
         jobs: JobsDep,
         status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
+        error_type: ErrorTypeFilter = None,
+        created_after: CreatedAfter = None,
+        created_before: CreatedBefore = None,
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
-        reject_unknown_filters(request.query_params, {"filter[status]"})
-        query = JobQuery(status=status, worker_id=worker_id, page=page, per_page=per_page)
+        reject_unknown_filters(request.query_params, {"filter[status]", *_FIND})
+        query = JobQuery(
+            status=status,
+            worker_id=worker_id,
+            page=page,
+            per_page=per_page,
+            error_type=error_type,
+            created_after=created_after,
+            created_before=created_before,
+        )
         items, total = await jobs.page(principal, query)
         return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
@@ -117,6 +172,27 @@ class JobsController(Controller):
         self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep
     ) -> Job:
         return await jobs.cancel(principal, job_id)
+
+    @post(
+        "/jobs/{job_id:str}/rerun",
+        summary="Re-run a finished job with the same input",
+        status_code=202,
+        **route(Permission.RUN, 404, 409, 429),
+    )
+    async def rerun_job(
+        self,
+        job_id: FromPath[str],
+        principal: PrincipalDep,
+        jobs: JobsDep,
+        same_version: Annotated[
+            bool,
+            QueryParameter(
+                description="Run the old job's version (409 version_not_runnable if it cannot "
+                "run any more) instead of the worker's current one."
+            ),
+        ] = False,
+    ) -> Job:
+        return await jobs.rerun(principal, job_id, same_version=same_version)
 
     @get(
         "/jobs/{job_id:str}/logs",

@@ -38,6 +38,7 @@ _WHY = {
     413: "Body too large",
     415: "Unsupported media type",
     422: "Field validation failed (per-field details)",
+    429: "The tenant is at its queued-jobs quota; see Retry-After",
     503: "The container engine is unavailable, or cannot run the job protected",
 }
 

@@ -48,6 +48,8 @@ JOB_FIELDS = (
     "next_attempt_at",
     "error",
     "result",
+    "rerun_of",
+    "webhook_url",
 )
 JobId = Annotated[str, typer.Argument(help="Job id (job_…).")]
 TimeoutOpt = Annotated[
@@ -232,6 +234,9 @@ def list_jobs(
     ctx: typer.Context,
     status: Annotated[JobStatus | None, typer.Option(help="Only this status.")] = None,
     worker: Annotated[str | None, typer.Option(help="Only this worker's (id or name).")] = None,
+    error_type: Annotated[str | None, typer.Option(help="Only errors of this type.")] = None,
+    created_after: Annotated[str | None, typer.Option(help="ISO 8601 time, with offset.")] = None,
+    created_before: Annotated[str | None, typer.Option(help="ISO 8601 time, with offset.")] = None,
     page: Annotated[int, typer.Option(min=1)] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=100)] = 20,
     json_out: JsonFlag = False,
@@ -239,7 +244,15 @@ def list_jobs(
     """List jobs, newest first."""
     with make_client(options(ctx)) as client:
         worker_id = resolve_worker(client, worker) if worker else None
-        result = client.list_jobs(status=status, worker_id=worker_id, page=page, per_page=per_page)
+        result = client.list_jobs(
+            status=status,
+            worker_id=worker_id,
+            page=page,
+            per_page=per_page,
+            error_type=error_type,
+            created_after=created_after,
+            created_before=created_before,
+        )
     output(ctx, json_out).table(result.data, LIST_COLUMNS, page=result)
 
 

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from ava_platform import __version__
+from ava_platform.cli import rerun as rerun_command
 from ava_platform.cli import serve as serve_command
 from ava_platform.cli.config import CliOptions
 from ava_platform.cli.images import images_app
 from ava_platform.cli.jobs import jobs_app
+from ava_platform.cli.rerun import tenants_app
 from ava_platform.cli.schedules import schedules_app
 from ava_platform.cli.secrets import secrets_app
 from ava_platform.cli.workers import workers_app
@@ -25,6 +27,8 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(workers_app, name="workers")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(tenants_app, name="tenants")
+rerun_command.register(jobs_app)
 serve_command.register(app)
 
 

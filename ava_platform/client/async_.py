@@ -25,9 +25,11 @@ from ava_platform.client.calls import Call, Health, LogEntry
 from ava_platform.client.core import Done, LogFollow, Poll, job_wait, version_wait
 from ava_platform.client.sse import Event
 from ava_platform.models import (
+    DeliveryList,
     Job,
     JobPage,
     JobStatus,
+    Quota,
     Schedule,
     ScheduleCreate,
     SchedulePage,
@@ -151,7 +153,8 @@ class AsyncAvaClient:
         return await self.call(call, timeout_s=(wait_s or 0) + DEFAULT_TIMEOUT_S)
 
     async def list_jobs(self, **query: Any) -> JobPage:
-        """Query: status, worker_id, page, per_page."""
+        """Query: status, worker_id, page, per_page, error_type, created_after,
+        created_before."""
         return await self.call(calls.list_jobs(**query))
 
     async def list_worker_jobs(
@@ -171,6 +174,27 @@ class AsyncAvaClient:
 
     async def cancel_job(self, job_id: str) -> Job:
         return await self.call(calls.cancel_job(job_id))
+
+    async def rerun_job(self, job_id: str, *, same_version: bool = False) -> Job:
+        """A new job with a finished job's input (`same_version`: on its old version)."""
+        return await self.call(calls.rerun_job(job_id, same_version=same_version))
+
+    async def job_deliveries(self, job_id: str) -> DeliveryList:
+        return await self.call(calls.job_deliveries(job_id))
+
+    async def get_quota(self, tenant_id: str) -> Quota:
+        return await self.call(calls.get_quota(tenant_id))
+
+    async def set_quota(
+        self, tenant_id: str, *, max_running: int | None = None, max_queued: int | None = None
+    ) -> Quota:
+        """The operator's override (role tenant-system-admin); None: back to the default."""
+        return await self.call(
+            calls.set_quota(tenant_id, max_running=max_running, max_queued=max_queued)
+        )
+
+    async def webhook_secret(self, *, rotate: bool = False) -> str:
+        return (await self.call(calls.webhook_secret(rotate=rotate))).secret
 
     async def job_logs(self, job_id: str) -> str:
         return await self.call(calls.job_logs(job_id), timeout_s=120)

@@ -12,10 +12,13 @@ from urllib.parse import quote
 import msgspec
 
 from ava_platform.models import (
+    DeliveryList,
     Job,
     JobCreate,
     JobPage,
     JobStatus,
+    Quota,
+    QuotaPut,
     RollbackRequest,
     Schedule,
     ScheduleCreate,
@@ -26,6 +29,7 @@ from ava_platform.models import (
     SecretPut,
     VersionInfo,
     VersionPage,
+    WebhookSecret,
     Worker,
     WorkerCreate,
     WorkerPage,
@@ -185,9 +189,21 @@ def list_jobs(
     worker_id: str | None = None,
     page: int = 1,
     per_page: int = 20,
+    error_type: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
 ) -> Call[JobPage]:
     params = _params(page=page, per_page=per_page)
     params.update(_params(**{"filter[status]": status, "filter[worker_id]": worker_id}))
+    params.update(
+        _params(
+            **{
+                "filter[error_type]": error_type,
+                "filter[created_after]": created_after,
+                "filter[created_before]": created_before,
+            }
+        )
+    )
     return Call("GET", f"{API}/jobs", JobPage, params)
 
 
@@ -204,6 +220,30 @@ def get_job(job_id: str) -> Call[Job]:
 
 def cancel_job(job_id: str) -> Call[Job]:
     return Call("POST", f"{API}/jobs/{_seg(job_id)}/cancel", Job)
+
+
+def rerun_job(job_id: str, *, same_version: bool = False) -> Call[Job]:
+    params = _params(same_version=True) if same_version else {}
+    return Call("POST", f"{API}/jobs/{_seg(job_id)}/rerun", Job, params)
+
+
+def job_deliveries(job_id: str) -> Call[DeliveryList]:
+    return Call("GET", f"{API}/jobs/{_seg(job_id)}/deliveries", DeliveryList)
+
+
+def get_quota(tenant_id: str) -> Call[Quota]:
+    return Call("GET", f"{API}/tenants/{_seg(tenant_id)}/quota", Quota)
+
+
+def set_quota(tenant_id: str, *, max_running: int | None, max_queued: int | None) -> Call[Quota]:
+    body, headers = _json(QuotaPut(max_running=max_running, max_queued=max_queued))
+    return Call("PUT", f"{API}/tenants/{_seg(tenant_id)}/quota", Quota, body=body, headers=headers)
+
+
+def webhook_secret(*, rotate: bool = False) -> Call[WebhookSecret]:
+    if rotate:
+        return Call("POST", f"{API}/webhook-secret/rotate", WebhookSecret)
+    return Call("GET", f"{API}/webhook-secret", WebhookSecret)
 
 
 def job_logs(job_id: str) -> Call[str]:

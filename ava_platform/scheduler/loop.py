@@ -27,6 +27,7 @@ from ava_platform.scheduler.runner import AttemptRunner, lost_outcome
 from ava_platform.store.jobs import Claimed, JobStore
 
 log = get_logger("ava.scheduler")
+SWEEP_EVERY_S = 15.0  # how often containers left behind are looked for while running
 
 
 class Scheduler:
@@ -51,6 +52,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, asyncio.Event] = {}
+        self._attempts: dict[str, int] = {}  # the attempt each task of ours runs
         self._background: list[asyncio.Task[None]] = []
 
     @property
@@ -103,6 +105,7 @@ class Scheduler:
             owner=self.owner,
             lease_until=iso(now + timedelta(seconds=self._settings.lease_s)),
             max_running=self._settings.max_concurrent_jobs,
+            tenant_max_running=self._settings.tenant_max_running or None,
         )
 
     def _spawn(self, claimed: Claimed) -> None:
@@ -110,9 +113,11 @@ class Scheduler:
         self._cancels[claimed.job_id] = cancel
         task = asyncio.create_task(self._runner.run(claimed, cancel), name=f"job-{claimed.job_id}")
         self._tasks[claimed.job_id] = task
+        self._attempts[claimed.job_id] = claimed.attempt
 
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(claimed.job_id, None)
+            self._attempts.pop(claimed.job_id, None)
             self._cancels.pop(claimed.job_id, None)
             self._wake.set()
 
@@ -122,10 +127,15 @@ class Scheduler:
 
     async def _heartbeat_loop(self) -> None:
         interval = max(0.2, min(self._settings.lease_s / 3, 2.0))
+        beats = 0
         while True:
             await asyncio.sleep(interval)
+            beats += 1
             try:
                 await self._heartbeat()
+                if beats * interval >= SWEEP_EVERY_S:
+                    beats = 0
+                    await self._remove_orphans(jobs_only=True)
             except Exception as exc:
                 log.error("heartbeat_failed", error=str(exc))
                 self._give_up_if_lease_lapsed()
@@ -203,7 +213,10 @@ class Scheduler:
         if container_id:
             await self._executor.kill_and_remove(container_id)
 
-    async def _remove_orphans(self) -> None:
+    async def _remove_orphans(self, *, jobs_only: bool = False) -> None:
+        """Containers no attempt of ours owns. At start, all of them; later (`jobs_only`),
+        those of attempts no task of ours runs: left behind when their removal failed, e.g. while
+        the engine restarted. Prewarmed containers carry no job id and are left alone then."""
         try:
             refs = await self._executor.list_containers()
         except ExecutorError as exc:
@@ -213,8 +226,13 @@ class Scheduler:
         # (theirs are running jobs; their prewarmed containers end at their own idle TTL)
         live = set() if self._exclusive else {r.job_id for r in await self._jobs.running()}
         for ref in refs:
-            if not self._exclusive and (not ref.job_id or ref.job_id in live):
+            if not ref.job_id and (jobs_only or not self._exclusive):
                 continue
-            if ref.job_id not in self._tasks:
+            ours = ref.job_id in self._tasks
+            if not ours and ref.job_id in live:
+                continue  # another scheduler's running job
+            if jobs_only and ours and ref.attempt != self._attempts.get(ref.job_id):
+                ours = False  # an earlier attempt's container, its removal failed then
+            if not ours:
                 await self._executor.kill_and_remove(ref.container_id)
                 log.info("orphan_removed", container_id=ref.container_id, job_id=ref.job_id)

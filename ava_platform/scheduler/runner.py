@@ -17,7 +17,7 @@ import structlog
 
 from ava_platform.clock import Clock, iso
 from ava_platform.config import Settings
-from ava_platform.errors import AvaError, ExecutorError, MissingSecret
+from ava_platform.errors import AvaError, ExecutorError, MissingSecret, StoreError
 from ava_platform.executor.base import BindSink, Executor, RunResult, RunSpec
 from ava_platform.executor.protocol import MAX_RESULT_BYTES, build_envelope, job_env, new_nonce
 from ava_platform.log import get_logger
@@ -34,6 +34,7 @@ log = get_logger("ava.runner")
 FLUSH_INTERVAL_S = 0.1
 MAX_MESSAGE_CHARS = 2000  # what the API shows of a handler's error message
 CUT_MARKER = " …[cut]"
+RECORD_RETRY_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30, 30, 30)  # about 3 minutes in all
 
 
 class AttemptObserver(Protocol):
@@ -99,6 +100,18 @@ class AttemptRunner:
             outcome = _failed(
                 "platform", f"internal error: {type(exc).__name__}", AttemptOutcome.PLATFORM
             )
+        await self._record_until_stored(claimed, outcome)
+
+    async def _record_until_stored(self, claimed: Claimed, outcome: Outcome) -> None:
+        """An outcome the store cannot take now (its disk full) is offered again, so the job
+        does not stay running under a lease this platform keeps renewing."""
+        for delay_s in RECORD_RETRY_S:
+            try:
+                await self.record(claimed, outcome)
+                return
+            except StoreError as exc:
+                log.warning("record_failed", job_id=claimed.job_id, error=exc.message)
+                await asyncio.sleep(delay_s)
         await self.record(claimed, outcome)
 
     async def _attempt(self, claimed: Claimed, cancel: asyncio.Event) -> Outcome:

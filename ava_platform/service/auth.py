@@ -16,13 +16,17 @@ class Permission(StrEnum):
     MANAGE = "manage"  # create/update/delete workers, deploy, schedules
     SECRETS_LIST = "secrets_list"  # list secret names
     SECRETS_WRITE = "secrets_write"  # set and delete secret values
+    WEBHOOK_SECRET = "webhook_secret"  # read and rotate the tenant's webhook signing secret
+    # the platform operator's: set any tenant's quotas (README: quotas)
+    QUOTAS_WRITE = "quotas_write"
 
 
 _ALL = frozenset(Permission)
+_TENANT_ADMIN = _ALL - {Permission.QUOTAS_WRITE}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SYSTEM_ADMIN: _ALL,
-    Role.ADMIN: _ALL,
-    Role.DEVELOPER: _ALL - {Permission.SECRETS_WRITE},
+    Role.ADMIN: _TENANT_ADMIN,
+    Role.DEVELOPER: _TENANT_ADMIN - {Permission.SECRETS_WRITE, Permission.WEBHOOK_SECRET},
     Role.OPERATOR: frozenset({Permission.READ, Permission.RUN}),
     Role.VIEWER: frozenset({Permission.READ}),
 }

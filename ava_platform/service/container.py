@@ -8,9 +8,11 @@ from typing import Any, Protocol
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.service.deploy import DeployService
 from ava_platform.service.jobs import JobService
+from ava_platform.service.quotas import QuotaService
 from ava_platform.service.schedules import ScheduleService
 from ava_platform.service.secrets import SecretService
 from ava_platform.service.versions import VersionService
+from ava_platform.service.webhooks import DeliveryLog, WebhookSecrets
 from ava_platform.service.workers import WorkerService
 
 
@@ -22,6 +24,9 @@ class Services(Protocol):
     metrics: PlatformMetrics
     versions: VersionService
     schedules: ScheduleService
+    quotas: QuotaService
+    webhook_secrets: WebhookSecrets
+    deliveries: DeliveryLog
 
     async def start(self) -> None: ...
 

@@ -34,6 +34,7 @@ class JobEvents:
         self._finished: dict[str, asyncio.Event] = {}
         self._on_enqueued: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str], None]] = []
+        self._on_finished: list[Callable[[str], None]] = []
 
     async def start(self) -> None:
         if self._relay is not None:
@@ -48,7 +49,10 @@ class JobEvents:
         *,
         enqueued: Callable[[], None] | None = None,
         cancel: Callable[[str], None] | None = None,
+        finished: Callable[[str], None] | None = None,
     ) -> None:
+        if finished:
+            self._on_finished.append(finished)
         if enqueued:
             self._on_enqueued.append(enqueued)
         if cancel:
@@ -112,6 +116,8 @@ class JobEvents:
             event.set()
 
     def _finished_here(self, job_id: str) -> None:
+        for callback in self._on_finished:
+            callback(job_id)
         self._changed_here(job_id)
         event = self._finished.pop(job_id, None)
         if event is not None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 
-from ava_platform.clock import Clock, iso
+from ava_platform.clock import Clock, iso, parse_iso
 from ava_platform.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from ava_platform.ids import new_id
 from ava_platform.models import (
@@ -27,7 +28,7 @@ from ava_platform.service.auth import Permission, Principal
 from ava_platform.service.events import JobEvents
 from ava_platform.service.sandbox import OpenSandbox, Sandbox, require_egress
 from ava_platform.service.workers import WorkerService
-from ava_platform.store.jobs import JobStore
+from ava_platform.store.jobs import JobFilters, JobStore
 from ava_platform.store.logs import LogStore
 
 MAX_INPUT_BYTES = 1024 * 1024
@@ -42,6 +43,29 @@ class JobQuery:
     worker_id: str | None = None
     page: int = 1
     per_page: int = 20
+    error_type: str | None = None
+    created_after: str | None = None  # as given: checked and normalised by the service
+    created_before: str | None = None
+
+
+UrlCheck = Callable[[str], Awaitable[None]]
+
+
+def _filter_time(name: str, raw: str | None) -> str | None:
+    """An ISO 8601 time with its offset (or Z), in the stored form (so it compares as text)."""
+    if raw is None:
+        return None
+    try:
+        when = parse_iso(raw)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise BadRequest(
+            f"{name} must be an ISO 8601 time with an offset, e.g. 2026-01-31T12:00:00Z",
+            code="invalid_filter",
+            details=[{"field": name, "message": "not an ISO 8601 time with an offset"}],
+        )
+    return iso(when)
 
 
 def snapshot(worker: Worker, version: WorkerVersion) -> RunSettings:
@@ -71,7 +95,11 @@ class JobService:
         events: JobEvents,
         clock: Clock,
         sandbox: Sandbox | None = None,
+        max_queued: int | None = None,
+        check_webhook_url: UrlCheck | None = None,
     ) -> None:
+        self._max_queued = max_queued  # the default queued quota; None: no limit
+        self._check_url = check_webhook_url
         self._jobs = jobs
         self._logs = logs
         self._workers = workers
@@ -88,8 +116,12 @@ class JobService:
         idempotency_key: str | None = None,
         trigger: Trigger = Trigger.API,
         schedule_id: str | None = None,
+        webhook_url: str | None = None,
+        rerun_of: str | None = None,
+        pin_version: int | None = None,
     ) -> tuple[Job, bool]:
-        """Queues a job; returns it and whether it is new (False: an idempotent repeat)."""
+        """Queues a job; returns it and whether it is new (False: an idempotent repeat).
+        `pin_version`: run that version (still runnable) instead of the worker's current."""
         who.require(Permission.RUN)
         worker = await self._workers.get(who, worker_id)
         if worker.status is not WorkerStatus.ACTIVE:
@@ -104,7 +136,12 @@ class JobService:
         input_json = msgspec.json.encode(input)  # encoded once: these bytes are stored
         if len(input_json) > MAX_INPUT_BYTES:
             raise PayloadTooLarge(f"input exceeds {MAX_INPUT_BYTES} bytes", code="input_too_large")
-        version = await self._workers.runnable_version(worker)
+        if webhook_url is not None and self._check_url is not None:
+            await self._check_url(webhook_url)
+        if pin_version is not None:
+            version = await self._workers.pinned_version(worker, pin_version)
+        else:
+            version = await self._workers.runnable_version(worker)
         require_egress(self._sandbox, worker.network)
         now = self._clock.now()
         job = Job(
@@ -120,9 +157,15 @@ class JobService:
             run=snapshot(worker, version),
             created_by=who.user_id,
             created_at=iso(now),
+            webhook_url=webhook_url or worker.webhook_url,
+            rerun_of=rerun_of,
         )
         stored, created = await self._jobs.enqueue(
-            job, input_json, idempotency_key, iso(now - IDEMPOTENCY_WINDOW)
+            job,
+            input_json,
+            idempotency_key,
+            iso(now - IDEMPOTENCY_WINDOW),
+            max_queued=self._max_queued,
         )
         if created:
             self._events.enqueued()
@@ -153,7 +196,32 @@ class JobService:
             worker_id=query.worker_id,
             limit=query.per_page,
             offset=(query.page - 1) * query.per_page,
+            filters=JobFilters(
+                error_type=query.error_type,
+                created_after=_filter_time("filter[created_after]", query.created_after),
+                created_before=_filter_time("filter[created_before]", query.created_before),
+            ),
         )
+
+    async def rerun(self, who: Principal, job_id: str, *, same_version: bool = False) -> Job:
+        """A new job with a finished job's input, on the worker's current version (or, with
+        `same_version`, the old job's own version while it is still runnable)."""
+        who.require(Permission.RUN)
+        old = await self.get(who, job_id)
+        if old.status not in FINISHED:
+            raise Conflict(
+                f"job is {old.status.value}: only a finished job can be re-run",
+                code="job_not_finished",
+            )
+        job, _ = await self.trigger(
+            who,
+            old.worker_id,
+            old.input,
+            webhook_url=old.webhook_url,
+            rerun_of=old.id,
+            pin_version=old.worker_version if same_version else None,
+        )
+        return job
 
     async def cancel(self, who: Principal, job_id: str) -> Job:
         who.require(Permission.RUN)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,9 @@ class WorkerQuery:
     per_page: int = 20
 
 
+UrlCheck = Callable[[str], Awaitable[None]]
+
+
 class WorkerService:
     def __init__(
         self,
@@ -58,12 +61,14 @@ class WorkerService:
         clock: Clock,
         *,
         sandbox: Sandbox | None = None,
+        check_webhook_url: UrlCheck | None = None,
     ) -> None:
         self._store = store
         self._versions = versions
         self._clock = clock
         self._sandbox = sandbox or OpenSandbox()
         self._listeners: list[Callable[[str], None]] = []
+        self._check_url = check_webhook_url
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """`listener(tenant_id)` runs after a worker of that tenant is created, deprecated, or
@@ -73,6 +78,10 @@ class WorkerService:
     def _changed(self, tenant_id: str) -> None:
         for listener in self._listeners:
             listener(tenant_id)
+
+    async def _check_webhook(self, url: str | None) -> None:
+        if url is not None and self._check_url is not None:
+            await self._check_url(url)
 
     async def create(self, who: Principal, data: WorkerCreate) -> Worker:
         who.require(Permission.MANAGE)
@@ -87,6 +96,7 @@ class WorkerService:
         check_input_schema(problems, data.input_schema)
         await self._check_isolation(problems, data.isolation)
         problems.raise_if_any()
+        await self._check_webhook(data.webhook_url)
         now = iso(self._clock.now())
         worker = Worker(
             id=new_id("wkr"),
@@ -111,6 +121,7 @@ class WorkerService:
             updated_at=now,
             created_by=who.user_id,
             input_schema=data.input_schema,
+            webhook_url=data.webhook_url,
         )
         await self._store.insert(worker)
         self._changed(who.tenant_id)
@@ -146,6 +157,7 @@ class WorkerService:
             problems = Problems()
             await self._check_isolation(problems, changes["isolation"])
             problems.raise_if_any()
+        await self._check_webhook(changes.get("webhook_url"))
         now = iso(self._clock.now())
         worker = await self._modify(who, worker_id, lambda w: _apply_patch(w, changes, now))
         if TOOL_FIELDS & changes.keys():
@@ -160,6 +172,23 @@ class WorkerService:
             raise Conflict(
                 "worker has no source: set source_code or deploy a bundle",
                 code="worker_has_no_source",
+            )
+        return version
+
+    async def pinned_version(self, worker: Worker, number: int) -> WorkerVersion:
+        """Version `number` of the worker, or Conflict when it can no longer run (its image
+        pruned, its build failed, or nothing to run)."""
+        version = await self._versions.get(worker.id, number)
+        if (
+            version is None
+            or version.status != "ready"
+            or (version.source_code is None and version.image is None)
+        ):
+            state = version.status if version is not None else "gone"
+            raise Conflict(
+                f"version {number} of worker {worker.id} is {state}: it cannot run again; "
+                "re-run without same_version to use the current version",
+                code="version_not_runnable",
             )
         return version
 

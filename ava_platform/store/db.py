@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from ava_platform.errors import StoreError
+from ava_platform.errors import StoreError, StoreFull
 from ava_platform.store.database import SQLITE
 from ava_platform.store.migrations import MIGRATIONS
 
@@ -233,7 +233,23 @@ class Database:
 
 def _store_error(what: str, exc: BaseException) -> StoreError:
     # the driver's message stays on the cause (for the logs), out of what a client may be shown
+    if _disk_full(exc):
+        return StoreFull(
+            f"store {what} failed: the database disk is full; nothing was written, "
+            "try again once space is freed"
+        )
     return StoreError(f"store {what} failed: {type(exc).__name__}")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    # SQLITE_FULL, or the I/O error a failed write to a full disk (WAL, journal) shows as
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return False
+    primary = int(code) & 0xFF
+    return primary == sqlite3.SQLITE_FULL or (
+        primary == sqlite3.SQLITE_IOERR and "full" in str(exc).lower()
+    )
 
 
 def _split(script: str) -> list[str]:

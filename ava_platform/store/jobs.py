@@ -8,13 +8,16 @@ from typing import Any
 
 import msgspec
 
+from ava_platform.errors import QuotaExceeded
+from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
+from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
     "id, tenant_id, worker_id, worker_version, status, input, result, error, attempt, "
     "max_retries, trigger, schedule_id, next_attempt_at, run, created_by, created_at, "
-    "started_at, finished_at"
+    "started_at, finished_at, rerun_of, webhook_url"
 )
 # what an attempt needs, read in the claim's own transaction
 _CLAIMED_SQL = (
@@ -24,26 +27,45 @@ _CLAIMED_SQL = (
     "WHERE j.id = ?"
 )
 _ACTIVE = "('queued', 'running')"
+# Fair share: among due jobs whose worker and tenant have a free slot, the tenant with the
+# fewest running jobs first, then the tenant served longest ago, then the oldest job (so one
+# tenant's order stays first in, first out). The tenant's running quota is its operator-set
+# limit, else the AVA_TENANT_MAX_RUNNING default.
 _CLAIM_SQL = (
     "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
     "next_attempt_at = NULL, container_id = NULL "
     "WHERE seq = ("
     "  SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
+    "  LEFT JOIN (SELECT tenant_id, count(*) AS n FROM jobs WHERE status = 'running' "
+    "    GROUP BY tenant_id) r ON r.tenant_id = j.tenant_id "
+    "  LEFT JOIN tenant_quotas q ON q.tenant_id = j.tenant_id "
+    "  LEFT JOIN tenant_claims c ON c.tenant_id = j.tenant_id "
     "  WHERE j.status = 'queued' AND coalesce(j.next_attempt_at, '') <= :now "
+    "  AND coalesce(r.n, 0) < coalesce(q.max_running, :tenant_max_running) "
     "  AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
-    "    SELECT count(*) FROM jobs r WHERE r.worker_id = j.worker_id "
-    "    AND r.status = 'running')) "
-    "  ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
+    "    SELECT count(*) FROM jobs x WHERE x.worker_id = j.worker_id "
+    "    AND x.status = 'running')) "
+    "  ORDER BY coalesce(r.n, 0), coalesce(c.last_claim, 0), "
+    "    coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
     ") AND status = 'queued' "
     "AND (SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = :owner) "
     "< :max_running "
-    "RETURNING id, attempt, worker_id"
+    "RETURNING id, attempt, worker_id, tenant_id"
+)
+# the tenant just served goes behind every tenant served before it
+_SERVED_SQL = (
+    "INSERT INTO tenant_claims (tenant_id, last_claim) "
+    "VALUES (?, (SELECT coalesce(max(last_claim), 0) + 1 FROM tenant_claims)) "
+    "ON CONFLICT (tenant_id) DO UPDATE SET last_claim = excluded.last_claim"
 )
 
 
-class _WorkerFull(Exception):
-    """The claimed job's worker is at its max_concurrency: the claim rolls back."""
+_NO_LIMIT = 2**62  # a tenant running quota no tenant reaches
+
+
+class _NoSlot(Exception):
+    """The claimed job's worker or tenant is at its limit: the claim rolls back."""
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +81,26 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     run: RunSettings
     source_code: str | None  # the pinned version's inline source; None: a bundle's image
     input_json: bytes  # the input exactly as validated and stored, never decoded here
+
+
+class JobFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What to find jobs to re-run by; times are stored-form ISO text (they sort as strings)."""
+
+    error_type: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+
+
+def _filter_clauses(filters: JobFilters, clauses: list[str], params: list[Any]) -> None:
+    if filters.error_type is not None:
+        clauses.append("error_type = ?")
+        params.append(filters.error_type)
+    if filters.created_after is not None:
+        clauses.append("created_at > ?")
+        params.append(filters.created_after)
+    if filters.created_before is not None:
+        clauses.append("created_at < ?")
+        params.append(filters.created_before)
 
 
 class RunningRow(msgspec.Struct, frozen=True):
@@ -103,10 +145,18 @@ class JobStore:
     # -- queueing ---------------------------------------------------------------------------
 
     async def enqueue(
-        self, job: Job, input_json: bytes, idempotency_key: str | None, window_start: str
+        self,
+        job: Job,
+        input_json: bytes,
+        idempotency_key: str | None,
+        window_start: str,
+        *,
+        max_queued: int | None = None,
     ) -> tuple[Job, bool]:
         """Inserts `job` with `input_json` (its input, encoded once by the caller that checked
-        it), or returns the job already queued under the same key in the window."""
+        it), or returns the job already queued under the same key in the window. With
+        `max_queued` (the default queued quota), refuses a job over the tenant's quota in the
+        same transaction, so concurrent triggers cannot overshoot it."""
         async with self._db.transaction() as conn:
             if idempotency_key is not None:
                 # processes enqueueing side by side: the first to hold the key decides
@@ -124,10 +174,15 @@ class JobStore:
                     await conn.execute(
                         "UPDATE jobs SET idempotency_key = NULL WHERE id = ?", (existing["id"],)
                     )
+            if max_queued is not None:
+                # processes enqueueing side by side: one tenant's count and insert go in turn
+                await xact_lock(conn, self._db.dialect, f"queued:{job.tenant_id}")
+                await _check_queued_quota(conn, job.tenant_id, max_queued)
             await conn.execute(
                 "INSERT INTO jobs (id, tenant_id, worker_id, worker_version, status, input, "
-                "max_retries, trigger, schedule_id, run, idempotency_key, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_retries, trigger, schedule_id, run, idempotency_key, created_by, created_at, "
+                "rerun_of, webhook_url) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.tenant_id,
@@ -141,6 +196,8 @@ class JobStore:
                     idempotency_key,
                     job.created_by,
                     job.created_at,
+                    job.rerun_of,
+                    job.webhook_url,
                 ),
             )
         return job, True
@@ -171,6 +228,7 @@ class JobStore:
         worker_id: str | None,
         limit: int,
         offset: int,
+        filters: JobFilters | None = None,
     ) -> tuple[list[Job], int]:
         clauses, params = ["tenant_id = ?"], [tenant_id]
         if status is not None:
@@ -179,6 +237,8 @@ class JobStore:
         if worker_id is not None:
             clauses.append("worker_id = ?")
             params.append(worker_id)
+        if filters is not None:
+            _filter_clauses(filters, clauses, params)
         where = " AND ".join(clauses)
         total = await self._db.fetchone(f"SELECT count(*) FROM jobs WHERE {where}", params)
         rows = await self._db.fetchall(
@@ -204,29 +264,46 @@ class JobStore:
     # -- the scheduler's side ---------------------------------------------------------------
 
     async def claim_next(
-        self, *, now: str, owner: str, lease_until: str, max_running: int
+        self,
+        *,
+        now: str,
+        owner: str,
+        lease_until: str,
+        max_running: int,
+        tenant_max_running: int | None = None,
     ) -> Claimed | None:
-        """One statement picks the oldest due job whose worker has a free slot and marks it
-        running, so two claimers can never take the same job (on PostgreSQL, claimers skip
-        each other's locked rows). `max_running` bounds this owner's running jobs (its
-        machine's capacity); a worker's max_concurrency holds over every owner."""
+        """One statement picks the next due job by fair share (README: fair share) whose
+        worker and tenant have a free slot and marks it running, so two claimers can never take
+        the same job (on PostgreSQL, claimers skip each other's locked rows). `max_running`
+        bounds this owner's running jobs (its machine's capacity); a worker's max_concurrency
+        and a tenant's running quota hold over every owner."""
+        # no default of its own: only an operator's override, and each owner's max_running
+        tenant_limit = tenant_max_running or _NO_LIMIT
+        params = {
+            "owner": owner,
+            "lease": lease_until,
+            "now": now,
+            "max_running": max_running,
+            "tenant_max_running": tenant_limit,
+        }
         try:
             async with self._db.transaction() as conn:
                 async with conn.execute(
-                    _CLAIM_SQL.format(skip_locked=self._db.dialect.skip_locked),
-                    {"owner": owner, "lease": lease_until, "now": now, "max_running": max_running},
+                    _CLAIM_SQL.format(skip_locked=self._db.dialect.skip_locked), params
                 ) as cur:
                     row = await cur.fetchone()
                 if row is None:
                     return None
                 await self._check_worker_limit(conn, row["worker_id"])
+                await self._check_tenant_limit(conn, row["tenant_id"], tenant_limit)
                 await conn.execute(
                     "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
                     (row["id"], row["attempt"], now),
                 )
+                await conn.execute(_SERVED_SQL, (row["tenant_id"],))
                 async with conn.execute(_CLAIMED_SQL, (row["id"],)) as cur:
                     full = await cur.fetchone()
-        except _WorkerFull:
+        except _NoSlot:
             return None
         return _claimed(full) if full is not None else None
 
@@ -246,7 +323,26 @@ class JobStore:
         ) as cur:
             running = await cur.fetchone()
         if running is not None and int(running[0]) > int(limit[0]):
-            raise _WorkerFull
+            raise _NoSlot
+
+    async def _check_tenant_limit(self, conn: Any, tenant_id: str, default: int) -> None:
+        """The tenant's running quota, decided as the worker's limit is: side by side claims
+        each counted the tenant's running jobs as of their own start, so under the tenant's
+        lock a fresh count (this claim included) decides. SQLite's single writer needs none."""
+        if self._db.dialect.xact_lock is None:
+            return
+        await xact_lock(conn, self._db.dialect, f"tenant:{tenant_id}")
+        async with conn.execute(
+            "SELECT max_running FROM tenant_quotas WHERE tenant_id = ?", (tenant_id,)
+        ) as cur:
+            quota = await cur.fetchone()
+        limit = int(quota[0]) if quota is not None and quota[0] is not None else default
+        async with conn.execute(
+            "SELECT count(*) FROM jobs WHERE tenant_id = ? AND status = 'running'", (tenant_id,)
+        ) as cur:
+            running = await cur.fetchone()
+        if running is not None and int(running[0]) > limit:
+            raise _NoSlot
 
     async def current_attempt(self, job_id: str) -> Claimed | None:
         """The job's current attempt as its claim returned it (for recovering a lost one)."""
@@ -274,14 +370,15 @@ class JobStore:
         lease_check = "" if lapsed_before is None else " AND lease_expires_at < ?"
         async with self._db.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE jobs SET status = ?, result = ?, error = ?, next_attempt_at = ?, "
-                "finished_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
-                "container_id = NULL, lost_count = lost_count + ? "
+                "UPDATE jobs SET status = ?, result = ?, error = ?, error_type = ?, "
+                "next_attempt_at = ?, finished_at = ?, lease_owner = NULL, "
+                "lease_expires_at = NULL, container_id = NULL, lost_count = lost_count + ? "
                 "WHERE id = ? AND attempt = ? AND status = 'running'" + lease_check,
                 (
                     status.value,
                     _json(result) if status is JobStatus.SUCCEEDED else None,
                     _json(msgspec.to_builtins(error)) if error and final else None,
+                    error.type if error and final else None,
                     next_attempt_at,
                     now if final else None,
                     1 if lost else 0,
@@ -292,6 +389,8 @@ class JobStore:
             )
             if cur.rowcount == 0:
                 return False
+            if final:
+                await _queue_delivery(conn, job_id, now)
             await conn.execute(
                 "UPDATE job_attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
                 "WHERE job_id = ? AND number = ?",
@@ -367,9 +466,10 @@ class JobStore:
             if status is JobStatus.QUEUED:
                 await conn.execute(
                     "UPDATE jobs SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL, "
-                    "error = ? WHERE id = ?",
+                    "error = ?, error_type = 'cancelled' WHERE id = ?",
                     (now, error, job_id),
                 )
+                await _queue_delivery(conn, job_id, now)
             elif status is JobStatus.RUNNING:
                 await conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
         return status
@@ -392,6 +492,26 @@ class JobStore:
             ") j JOIN workers w ON w.id = j.worker_id GROUP BY j.status, w.runtime"
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+async def _queue_delivery(conn: Any, job_id: str, now: str) -> None:
+    """The job's webhook delivery, if it names a URL, in the transaction that ends it."""
+    await conn.execute(QUEUE_DELIVERY_SQL, (new_id("dlv"), now, now, job_id))
+
+
+async def _check_queued_quota(conn: Any, tenant_id: str, default_max: int) -> None:
+    async with conn.execute(
+        "SELECT (SELECT count(*) FROM jobs WHERE status = 'queued' AND tenant_id = ?), "
+        "(SELECT max_queued FROM tenant_quotas WHERE tenant_id = ?)",
+        (tenant_id, tenant_id),
+    ) as cur:
+        row = await cur.fetchone()
+    queued, limit = int(row[0]), row[1] if row[1] is not None else default_max
+    if queued >= limit:
+        raise QuotaExceeded(
+            f"tenant {tenant_id} has {queued} queued jobs, its quota is {limit}",
+            details={"quota": "max_queued", "limit": limit, "queued": queued},
+        )
 
 
 async def _load(conn: Any, job_id: str) -> Job:

@@ -187,4 +187,67 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_due ON jobs (status, (coalesce(next_attempt_at, created_at)), seq);
     """,
+    # 8: fair share and quotas. Per-tenant quotas set by an operator (NULL: the
+    # AVA_TENANT_MAX_* default); when each tenant was last served by the claim (a counter, so
+    # a tenant that just got a slot yields the next one to another); the claim counts running
+    # jobs per tenant, hence the index
+    """
+    CREATE TABLE tenant_quotas (
+        tenant_id TEXT PRIMARY KEY,
+        max_running INTEGER,
+        max_queued INTEGER,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE tenant_claims (
+        tenant_id TEXT PRIMARY KEY,
+        last_claim INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_status_tenant ON jobs (status, tenant_id);
+    """,
+    # 9: re-runs and completion webhooks. A job records the job it re-runs and its error's
+    # type (a column, so filtering on it needs no JSON function); the webhook URL a worker
+    # or a single trigger names; each tenant's signing secret (sealed by the vault); and the
+    # deliveries, retried from the store so a restart loses none
+    """
+    ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
+    ALTER TABLE jobs ADD COLUMN error_type TEXT;
+    ALTER TABLE jobs ADD COLUMN webhook_url TEXT;
+    ALTER TABLE workers ADD COLUMN webhook_url TEXT;
+    UPDATE jobs SET error_type = json_extract(error, '$.type') WHERE error IS NOT NULL;
+    CREATE INDEX jobs_tenant_error_type ON jobs (tenant_id, error_type, seq);
+    CREATE INDEX jobs_tenant_created ON jobs (tenant_id, created_at);
+    CREATE TABLE webhook_secrets (
+        tenant_id TEXT PRIMARY KEY,
+        ciphertext BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        key_version TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_status_code INTEGER,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id, seq);
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+    CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        status_code INTEGER,
+        error TEXT,
+        duration_ms INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, number)
+    );
+    """,
 ]

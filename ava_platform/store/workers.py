@@ -14,7 +14,7 @@ from ava_platform.store.database import Database, Dialect, Row, xact_lock
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
     "timeout_seconds, max_retries, memory_mb, cpus, network, isolation, max_concurrency, status, "
-    "version, created_at, updated_at, created_by, input_schema"
+    "version, created_at, updated_at, created_by, input_schema, webhook_url"
 )
 _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _PLACEHOLDERS = ", ".join(f":{c}" for c in _NAMES)

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from ava_platform.errors import StoreError
+from ava_platform.errors import StoreError, StoreFull
 from ava_platform.store.database import POSTGRES, Params, Row
 from ava_platform.store.postgres.migrations import MIGRATIONS
 from ava_platform.store.postgres.sql import bind
@@ -250,4 +250,12 @@ def _safe(url: str) -> str:
 
 def _store_error(what: str, exc: BaseException) -> StoreError:
     # the driver's message stays on the cause (for the logs), out of what a client may be shown
+    if getattr(exc, "sqlstate", None) == _DISK_FULL:
+        return StoreFull(
+            f"store {what} failed: the database disk is full; nothing was written, "
+            "try again once space is freed"
+        )
     return StoreError(f"store {what} failed: {type(exc).__name__}")
+
+
+_DISK_FULL = "53100"  # PostgreSQL's disk_full, the twin of SQLITE_FULL

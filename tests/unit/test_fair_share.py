@@ -1,0 +1,162 @@
+"""Fair share and quotas in the claim, on both store backends (a real SQLite file, a real
+PostgreSQL server): a deep queue cannot starve another tenant, one tenant's order stays first
+in, first out, and the running and queued quotas hold."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from ava_platform.clock import SystemClock, utcnow
+from ava_platform.errors import QuotaExceeded
+from ava_platform.ids import new_id
+from ava_platform.models import (
+    AttemptOutcome,
+    Job,
+    JobStatus,
+    Network,
+    Role,
+    RunSettings,
+    Runtime,
+    WorkerCreate,
+)
+from ava_platform.service.auth import Principal
+from ava_platform.service.workers import WorkerService
+from ava_platform.store.database import Database
+from ava_platform.store.jobs import JobStore
+from ava_platform.store.quotas import QuotaStore, TenantQuota
+from ava_platform.store.workers import VersionStore, WorkerStore
+
+_BY = {"updated_at": "2026-01-01T00:00:00.000000Z", "updated_by": "op"}
+FAR = "9999-01-01T00:00:00.000000Z"
+RUN = RunSettings(
+    runtime=Runtime.PYTHON,
+    entrypoint="main.py",
+    timeout_seconds=30,
+    max_retries=0,
+    memory_mb=256,
+    cpus=1.0,
+    network=Network.NONE,
+)
+
+
+@pytest.fixture
+def db(store_db: Database) -> Database:
+    return store_db
+
+
+async def _worker(db: Database, tenant: str) -> str:
+    service = WorkerService(WorkerStore(db), VersionStore(db), SystemClock())
+    who = Principal(tenant, "usr", Role.ADMIN)
+    worker = await service.create(
+        who, WorkerCreate(name="w", runtime=Runtime.PYTHON, source_code="x")
+    )
+    return worker.id
+
+
+async def _enqueue(
+    jobs: JobStore, tenant: str, worker_id: str, n: int, max_queued: int | None = None
+) -> list[str]:
+    ids = []
+    for i in range(n):
+        job = Job(
+            id=new_id("job"),
+            tenant_id=tenant,
+            worker_id=worker_id,
+            worker_version=1,
+            status=JobStatus.QUEUED,
+            input={"i": i},
+            run=RUN,
+            created_by="u",
+            created_at=utcnow(),
+        )
+        await jobs.enqueue(job, msgspec.json.encode(job.input), None, "", max_queued=max_queued)
+        ids.append(job.id)
+    return ids
+
+
+async def _claim(jobs: JobStore, max_running: int, tenant_max: int | None = None) -> str | None:
+    claimed = await jobs.claim_next(
+        now=utcnow(),
+        owner="o",
+        lease_until=FAR,
+        max_running=max_running,
+        tenant_max_running=tenant_max,
+    )
+    return claimed.job_id if claimed else None
+
+
+async def _finish(jobs: JobStore, job_id: str) -> None:
+    assert await jobs.finish_attempt(
+        job_id,
+        1,
+        now=utcnow(),
+        outcome=AttemptOutcome.SUCCEEDED,
+        exit_code=0,
+        error=None,
+        result=1,
+        status=JobStatus.SUCCEEDED,
+        next_attempt_at=None,
+    )
+
+
+async def test_a_deep_queue_does_not_starve_another_tenant(db: Database) -> None:
+    jobs = JobStore(db)
+    a_jobs = await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 200)
+    first = await _claim(jobs, max_running=1)
+    assert first == a_jobs[0]
+    [b_job] = await _enqueue(jobs, "ten_b", await _worker(db, "ten_b"), 1)
+    assert await _claim(jobs, max_running=1) is None  # the one slot is taken
+    await _finish(jobs, first)
+    # the next free slot goes to B, though 199 of A's jobs are older
+    assert await _claim(jobs, max_running=1) == b_job
+
+
+async def test_fewer_running_first_and_fifo_within_a_tenant(db: Database) -> None:
+    jobs = JobStore(db)
+    a_jobs = await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 5)
+    b_jobs = await _enqueue(jobs, "ten_b", await _worker(db, "ten_b"), 5)
+    order = [await _claim(jobs, max_running=100) for _ in range(10)]
+    # alternating tenants, each in its own order
+    assert order[0::2] == a_jobs
+    assert order[1::2] == b_jobs
+
+
+async def test_the_running_quota_holds_extra_jobs_in_the_queue(db: Database) -> None:
+    jobs, quotas = JobStore(db), QuotaStore(db)
+    a_jobs = await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 4)
+    b_jobs = await _enqueue(jobs, "ten_b", await _worker(db, "ten_b"), 4)
+    await quotas.put(TenantQuota(tenant_id="ten_b", max_running=1, max_queued=None, **_BY))
+    claimed = {await _claim(jobs, max_running=100, tenant_max=2) for _ in range(8)} - {None}
+    # the default holds A to 2, B's own quota holds it to 1
+    assert claimed == {*a_jobs[:2], b_jobs[0]}
+    assert await jobs.status(b_jobs[1]) is JobStatus.QUEUED
+
+
+async def test_the_queued_quota_refuses_and_queues_nothing(db: Database) -> None:
+    jobs, quotas = JobStore(db), QuotaStore(db)
+    worker = await _worker(db, "ten_a")
+    await _enqueue(jobs, "ten_a", worker, 3, max_queued=3)
+    with pytest.raises(QuotaExceeded):
+        await _enqueue(jobs, "ten_a", worker, 1, max_queued=3)
+    assert [t.queued for t in await quotas.load()] == [3]
+    await quotas.put(TenantQuota(tenant_id="ten_a", max_running=None, max_queued=4, **_BY))
+    await _enqueue(jobs, "ten_a", worker, 1, max_queued=3)  # the override wins
+    assert [t.queued for t in await quotas.load()] == [4]
+
+
+async def test_the_running_quota_holds_under_concurrent_claims(db: Database) -> None:
+    """Claimers side by side (separate connections on PostgreSQL) never run more of one
+    tenant's jobs than its running quota, whoever the owners are."""
+    jobs, quotas = JobStore(db), QuotaStore(db)
+    await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 10)
+    await quotas.put(TenantQuota(tenant_id="ten_a", max_running=2, max_queued=None, **_BY))
+
+    async def claim(owner: str) -> str | None:
+        got = await jobs.claim_next(now=utcnow(), owner=owner, lease_until=FAR, max_running=10)
+        return got.job_id if got else None
+
+    claimed = await asyncio.gather(*(claim(f"o{i % 3}") for i in range(12)))
+    assert sum(1 for c in claimed if c) == 2
