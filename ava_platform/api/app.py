@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router, asgi
-from litestar.di import Provide
 
 from ava_platform.api import docs, jobs, quotas, schedules, secrets, ui, versions, webhooks, workers
-from ava_platform.api.auth import authenticate_connection, authorize, provide_principal
+from ava_platform.api.auth import authenticate_connection, authorize
 from ava_platform.api.errors import EXCEPTION_HANDLERS
 from ava_platform.api.health import healthz, readyz
 from ava_platform.api.metrics import RequestMetrics, metrics_endpoint
@@ -42,14 +41,6 @@ def create_app(services: Services, *, internal_secret: str, serve_api: bool = Tr
         """MCP over streamable HTTP (README: Workers as MCP tools)."""
         await mcp.handle(scope, receive, send)
 
-    deps: dict[str, Provide] = {"principal": Provide(provide_principal)}
-    deps.update(workers.dependencies(services.workers))
-    deps.update(jobs.dependencies(services.jobs))
-    deps.update(secrets.dependencies(services.secret_service))
-    deps.update(versions.dependencies(services.deploys, services.versions))
-    deps.update(schedules.dependencies(services.schedules))
-    deps.update(quotas.dependencies(services.quotas))
-    deps.update(webhooks.dependencies(services.webhook_secrets, services.deliveries))
     api = Router(
         path="/v1/ava",
         route_handlers=[
@@ -65,7 +56,6 @@ def create_app(services: Services, *, internal_secret: str, serve_api: bool = Tr
             webhooks.DeliveriesController,
         ],
         before_request=authorize,
-        dependencies=deps,
         security=docs.SECURITY,
     )
     app = Litestar(

@@ -94,8 +94,3 @@ def require_json_body(headers: dict[str, str]) -> None:
             f"content-type must be application/json, got {ctype or 'none'}",
             code="unsupported_media_type",
         )
-
-
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.scope["state"]["principal"]
-    return principal

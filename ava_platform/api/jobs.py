@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 
-from ava_platform.api.deps import JobsDep, PrincipalDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import STORE_INT_MAX, operation, route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
 from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus, PageMeta
@@ -72,9 +71,7 @@ class JobsController(Controller):
     async def trigger(
         self,
         worker_id: FromPath[str],
-        principal: PrincipalDep,
-        jobs: JobsDep,
-        request: Request[Any, Any, Any],
+        request: Req,
         data: JSONBody[JobCreate | None] = None,
         wait: Annotated[
             float | None,
@@ -86,6 +83,8 @@ class JobsController(Controller):
             ),
         ] = None,
     ) -> Response[Job]:
+        principal = caller(request)
+        jobs = services(request).jobs
         key = request.headers.get("idempotency-key")
         job, _ = await jobs.trigger(
             principal,
@@ -101,9 +100,7 @@ class JobsController(Controller):
     @get("/jobs", summary="List jobs", **route(Permission.READ, 404))
     async def list_jobs(
         self,
-        request: Request[Any, Any, Any],
-        principal: PrincipalDep,
-        jobs: JobsDep,
+        request: Req,
         status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
         worker_id: Annotated[str | None, QueryParameter(name="filter[worker_id]")] = None,
         error_type: ErrorTypeFilter = None,
@@ -112,6 +109,8 @@ class JobsController(Controller):
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
+        principal = caller(request)
+        jobs = services(request).jobs
         reject_unknown_filters(
             request.query_params, {"filter[status]", "filter[worker_id]", *_FIND}
         )
@@ -134,10 +133,8 @@ class JobsController(Controller):
     )
     async def list_worker_jobs(
         self,
-        request: Request[Any, Any, Any],
+        request: Req,
         worker_id: FromPath[str],
-        principal: PrincipalDep,
-        jobs: JobsDep,
         status: Annotated[JobStatus | None, QueryParameter(name="filter[status]")] = None,
         error_type: ErrorTypeFilter = None,
         created_after: CreatedAfter = None,
@@ -145,6 +142,8 @@ class JobsController(Controller):
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
+        principal = caller(request)
+        jobs = services(request).jobs
         reject_unknown_filters(request.query_params, {"filter[status]", *_FIND})
         query = JobQuery(
             status=status,
@@ -159,7 +158,9 @@ class JobsController(Controller):
         return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
     @get("/jobs/{job_id:str}", summary="Get a job", **route(Permission.READ, 404))
-    async def get_job(self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep) -> Job:
+    async def get_job(self, request: Req, job_id: FromPath[str]) -> Job:
+        principal = caller(request)
+        jobs = services(request).jobs
         return await jobs.get(principal, job_id)
 
     @post(
@@ -168,9 +169,9 @@ class JobsController(Controller):
         status_code=200,
         **route(Permission.RUN, 404, 409),
     )
-    async def cancel_job(
-        self, job_id: FromPath[str], principal: PrincipalDep, jobs: JobsDep
-    ) -> Job:
+    async def cancel_job(self, request: Req, job_id: FromPath[str]) -> Job:
+        principal = caller(request)
+        jobs = services(request).jobs
         return await jobs.cancel(principal, job_id)
 
     @post(
@@ -181,9 +182,8 @@ class JobsController(Controller):
     )
     async def rerun_job(
         self,
+        request: Req,
         job_id: FromPath[str],
-        principal: PrincipalDep,
-        jobs: JobsDep,
         same_version: Annotated[
             bool,
             QueryParameter(
@@ -192,6 +192,8 @@ class JobsController(Controller):
             ),
         ] = False,
     ) -> Job:
+        principal = caller(request)
+        jobs = services(request).jobs
         return await jobs.rerun(principal, job_id, same_version=same_version)
 
     @get(
@@ -202,14 +204,14 @@ class JobsController(Controller):
     )
     async def job_logs(
         self,
-        request: Request[Any, Any, Any],
+        request: Req,
         job_id: FromPath[str],
-        principal: PrincipalDep,
-        jobs: JobsDep,
         follow: Annotated[
             bool, QueryParameter(description="Stream as Server-Sent Events.")
         ] = False,
     ) -> Response[Any]:
+        principal = caller(request)
+        jobs = services(request).jobs
         await jobs.get(principal, job_id)  # 404 before any streaming starts
         accept = request.headers.get("accept", "")
         if follow or SSE in accept:
@@ -272,7 +274,3 @@ def _last_event_id(request: Request[Any, Any, Any]) -> int:
         return 0
     seq = int(raw)
     return seq if seq <= STORE_INT_MAX else 0
-
-
-def dependencies(service: JobService) -> dict[str, Provide]:
-    return {"jobs": provide_service(service)}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter
 
-from ava_platform.api.deps import PrincipalDep, QuotasDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
 from ava_platform.models import HEADER_ID, Quota, QuotaPut
 from ava_platform.service.auth import Permission
-from ava_platform.service.quotas import QuotaService
 
 TenantId = Annotated[
     str, PathParameter(description="A tenant id.", schema_extra={"pattern": HEADER_ID.pattern})
@@ -24,9 +22,9 @@ class QuotasController(Controller):
     tags = ["quotas"]  # noqa: RUF012
 
     @get("/", summary="A tenant's quotas and its queued and running jobs", **route(Permission.READ))
-    async def get_quota(
-        self, tenant_id: TenantId, principal: PrincipalDep, quotas: QuotasDep
-    ) -> Quota:
+    async def get_quota(self, request: Req, tenant_id: TenantId) -> Quota:
+        principal = caller(request)
+        quotas = services(request).quotas
         return await quotas.get(principal, tenant_id)
 
     @put(
@@ -35,15 +33,7 @@ class QuotasController(Controller):
         status_code=200,
         **route(Permission.QUOTAS_WRITE, 415, 422),
     )
-    async def put_quota(
-        self,
-        tenant_id: TenantId,
-        data: JSONBody[QuotaPut],
-        principal: PrincipalDep,
-        quotas: QuotasDep,
-    ) -> Quota:
+    async def put_quota(self, request: Req, tenant_id: TenantId, data: JSONBody[QuotaPut]) -> Quota:
+        principal = caller(request)
+        quotas = services(request).quotas
         return await quotas.put(principal, tenant_id, data)
-
-
-def dependencies(service: QuotaService) -> dict[str, Provide]:
-    return {"quotas": provide_service(service)}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
-from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
-from ava_platform.api.deps import PrincipalDep, SchedulesDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.models import (
@@ -17,7 +16,6 @@ from ava_platform.models import (
     ScheduleRunPage,
 )
 from ava_platform.service.auth import Permission
-from ava_platform.service.schedules import ScheduleService
 
 
 class SchedulesController(Controller):
@@ -31,34 +29,27 @@ class SchedulesController(Controller):
         **route(Permission.MANAGE, 404, 409, 413, 415, 422),
     )
     async def create_schedule(
-        self,
-        worker_id: FromPath[str],
-        data: JSONBody[ScheduleCreate],
-        schedules: SchedulesDep,
-        principal: PrincipalDep,
+        self, request: Req, worker_id: FromPath[str], data: JSONBody[ScheduleCreate]
     ) -> Schedule:
+        schedules = services(request).schedules
+        principal = caller(request)
         return await schedules.create(principal, worker_id, data)
 
     @get("/", summary="List a worker's schedules", **route(Permission.READ, 404))
     async def list_schedules(
-        self,
-        worker_id: FromPath[str],
-        schedules: SchedulesDep,
-        principal: PrincipalDep,
-        page: Page = 1,
-        per_page: PerPage = 20,
+        self, request: Req, worker_id: FromPath[str], page: Page = 1, per_page: PerPage = 20
     ) -> SchedulePage:
+        schedules = services(request).schedules
+        principal = caller(request)
         items, total = await schedules.page(principal, worker_id, page=page, per_page=per_page)
         return SchedulePage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
     @get("/{schedule_id:str}", summary="Get a schedule", **route(Permission.READ, 404))
     async def get_schedule(
-        self,
-        worker_id: FromPath[str],
-        schedule_id: FromPath[str],
-        schedules: SchedulesDep,
-        principal: PrincipalDep,
+        self, request: Req, worker_id: FromPath[str], schedule_id: FromPath[str]
     ) -> Schedule:
+        schedules = services(request).schedules
+        principal = caller(request)
         return await schedules.get(principal, worker_id, schedule_id)
 
     @delete(
@@ -68,12 +59,10 @@ class SchedulesController(Controller):
         **route(Permission.MANAGE, 404),
     )
     async def delete_schedule(
-        self,
-        worker_id: FromPath[str],
-        schedule_id: FromPath[str],
-        schedules: SchedulesDep,
-        principal: PrincipalDep,
+        self, request: Req, worker_id: FromPath[str], schedule_id: FromPath[str]
     ) -> None:
+        schedules = services(request).schedules
+        principal = caller(request)
         await schedules.delete(principal, worker_id, schedule_id)
 
     @get(
@@ -83,18 +72,15 @@ class SchedulesController(Controller):
     )
     async def list_runs(
         self,
+        request: Req,
         worker_id: FromPath[str],
         schedule_id: FromPath[str],
-        schedules: SchedulesDep,
-        principal: PrincipalDep,
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> ScheduleRunPage:
+        schedules = services(request).schedules
+        principal = caller(request)
         items, total = await schedules.runs(
             principal, worker_id, schedule_id, page=page, per_page=per_page
         )
         return ScheduleRunPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
-
-
-def dependencies(service: ScheduleService) -> dict[str, Provide]:
-    return {"schedules": provide_service(service)}

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, put
-from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
-from ava_platform.api.deps import PrincipalDep, SecretsDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage
 from ava_platform.models import PageMeta, SecretInfo, SecretPage, SecretPut
 from ava_platform.service.auth import Permission
-from ava_platform.service.secrets import MAX_NAME_LEN, SecretService
+from ava_platform.service.secrets import MAX_NAME_LEN
 
 _PUT = route(Permission.SECRETS_WRITE, 413, 415, 422)
 _PUT["responses"][201] = ResponseSpec(SecretInfo, description="Created")
@@ -36,12 +35,10 @@ class SecretsController(Controller):
 
     @get("/", summary="List secret names (never values)", **route(Permission.SECRETS_LIST))
     async def list_secrets(
-        self,
-        secret_service: SecretsDep,
-        principal: PrincipalDep,
-        page: Page = 1,
-        per_page: PerPage = 100,
+        self, request: Req, page: Page = 1, per_page: PerPage = 100
     ) -> SecretPage:
+        secret_service = services(request).secret_service
+        principal = caller(request)
         items, total = await secret_service.list(principal, page=page, per_page=per_page)
         return SecretPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
 
@@ -51,12 +48,10 @@ class SecretsController(Controller):
         **_PUT,
     )
     async def put_secret(
-        self,
-        name: SecretName,
-        data: JSONBody[SecretPut],
-        secret_service: SecretsDep,
-        principal: PrincipalDep,
+        self, request: Req, name: SecretName, data: JSONBody[SecretPut]
     ) -> Response[SecretInfo]:
+        secret_service = services(request).secret_service
+        principal = caller(request)
         info, created = await secret_service.put(principal, name, data.value)
         return Response(info, status_code=201 if created else 200)
 
@@ -66,11 +61,7 @@ class SecretsController(Controller):
         status_code=204,
         **route(Permission.SECRETS_WRITE, 404, 422),
     )
-    async def delete_secret(
-        self, name: SecretName, secret_service: SecretsDep, principal: PrincipalDep
-    ) -> None:
+    async def delete_secret(self, request: Req, name: SecretName) -> None:
+        secret_service = services(request).secret_service
+        principal = caller(request)
         await secret_service.delete(principal, name)
-
-
-def dependencies(service: SecretService) -> dict[str, Provide]:
-    return {"secret_service": provide_service(service)}

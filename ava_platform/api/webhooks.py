@@ -4,14 +4,12 @@ delivery log."""
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from litestar.di import Provide
 from litestar.params import FromPath
 
-from ava_platform.api.deps import DeliveriesDep, PrincipalDep, WebhookSecretsDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
 from ava_platform.models import DeliveryList, WebhookSecret
 from ava_platform.service.auth import Permission
-from ava_platform.service.webhooks import DeliveryLog, WebhookSecrets
 
 
 class WebhookSecretController(Controller):
@@ -23,9 +21,9 @@ class WebhookSecretController(Controller):
         summary="The tenant's webhook signing secret (created on first use)",
         **route(Permission.WEBHOOK_SECRET),
     )
-    async def get_secret(
-        self, principal: PrincipalDep, webhook_secrets: WebhookSecretsDep
-    ) -> WebhookSecret:
+    async def get_secret(self, request: Req) -> WebhookSecret:
+        principal = caller(request)
+        webhook_secrets = services(request).webhook_secrets
         return WebhookSecret(await webhook_secrets.get(principal))
 
     @post(
@@ -34,9 +32,9 @@ class WebhookSecretController(Controller):
         status_code=200,
         **route(Permission.WEBHOOK_SECRET),
     )
-    async def rotate_secret(
-        self, principal: PrincipalDep, webhook_secrets: WebhookSecretsDep
-    ) -> WebhookSecret:
+    async def rotate_secret(self, request: Req) -> WebhookSecret:
+        principal = caller(request)
+        webhook_secrets = services(request).webhook_secrets
         return WebhookSecret(await webhook_secrets.rotate(principal))
 
 
@@ -47,11 +45,7 @@ class DeliveriesController(Controller):
     @get(
         "/", summary="A job's webhook deliveries and their attempts", **route(Permission.READ, 404)
     )
-    async def list_deliveries(
-        self, job_id: FromPath[str], principal: PrincipalDep, deliveries: DeliveriesDep
-    ) -> DeliveryList:
+    async def list_deliveries(self, request: Req, job_id: FromPath[str]) -> DeliveryList:
+        principal = caller(request)
+        deliveries = services(request).deliveries
         return DeliveryList(await deliveries.for_job(principal, job_id))
-
-
-def dependencies(secrets: WebhookSecrets, log: DeliveryLog) -> dict[str, Provide]:
-    return {"webhook_secrets": provide_service(secrets), "deliveries": provide_service(log)}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import Provide
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from ava_platform.api.deps import PrincipalDep, WorkersDep, provide_service
+from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
 from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
 from ava_platform.errors import BadRequest
@@ -23,7 +22,7 @@ from ava_platform.models import (
 )
 from ava_platform.service.auth import Permission
 from ava_platform.service.validation import has_control_chars
-from ava_platform.service.workers import WorkerQuery, WorkerService
+from ava_platform.service.workers import WorkerQuery
 
 _FILTERS = {"filter[status]", "filter[runtime]"}
 
@@ -35,9 +34,7 @@ class WorkersController(Controller):
     @get("/", summary="List workers", **route(Permission.READ))
     async def list_workers(
         self,
-        request: Request[Any, Any, Any],
-        workers: WorkersDep,
-        principal: PrincipalDep,
+        request: Req,
         status: Annotated[
             WorkerStatus | None,
             QueryParameter(name="filter[status]", description="active | paused | deprecated"),
@@ -54,6 +51,8 @@ class WorkersController(Controller):
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> WorkerPage:
+        workers = services(request).workers
+        principal = caller(request)
         reject_unknown_filters(request.query_params, _FILTERS)
         if q is not None and has_control_chars(q):
             # names never hold them (validation.check_name), and a NUL cuts a full-text query
@@ -68,15 +67,15 @@ class WorkersController(Controller):
         status_code=201,
         **route(Permission.MANAGE, 413, 415, 422, 503),
     )
-    async def create_worker(
-        self, data: JSONBody[WorkerCreate], workers: WorkersDep, principal: PrincipalDep
-    ) -> Worker:
+    async def create_worker(self, request: Req, data: JSONBody[WorkerCreate]) -> Worker:
+        workers = services(request).workers
+        principal = caller(request)
         return await workers.create(principal, data)
 
     @get("/{worker_id:str}", summary="Get a worker", **route(Permission.READ, 404))
-    async def get_worker(
-        self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
-    ) -> Worker:
+    async def get_worker(self, request: Req, worker_id: FromPath[str]) -> Worker:
+        workers = services(request).workers
+        principal = caller(request)
         return await workers.get(principal, worker_id)
 
     @patch(
@@ -85,12 +84,10 @@ class WorkersController(Controller):
         **route(Permission.MANAGE, 404, 409, 413, 415, 422, 503),
     )
     async def update_worker(
-        self,
-        worker_id: FromPath[str],
-        data: JSONBody[WorkerPatch],
-        workers: WorkersDep,
-        principal: PrincipalDep,
+        self, request: Req, worker_id: FromPath[str], data: JSONBody[WorkerPatch]
     ) -> Worker:
+        workers = services(request).workers
+        principal = caller(request)
         return await workers.update(principal, worker_id, data)
 
     @delete(
@@ -99,11 +96,7 @@ class WorkersController(Controller):
         status_code=200,
         **route(Permission.MANAGE, 404, 409),
     )
-    async def delete_worker(
-        self, worker_id: FromPath[str], workers: WorkersDep, principal: PrincipalDep
-    ) -> Worker:
+    async def delete_worker(self, request: Req, worker_id: FromPath[str]) -> Worker:
+        workers = services(request).workers
+        principal = caller(request)
         return await workers.deprecate(principal, worker_id)
-
-
-def dependencies(service: WorkerService) -> dict[str, Provide]:
-    return {"workers": provide_service(service)}
