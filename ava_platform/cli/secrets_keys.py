@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from ava_platform.service.vault import SealedRows
     from ava_platform.store.database import Database
 
 
@@ -46,16 +47,34 @@ def _database(db: Path | None) -> Database:
 
 
 async def _rotate(db: Database, keys: list[bytes]) -> tuple[int, int, dict[str, int]]:
+    """Re-seals both tables of sealed values: the tenants' secrets and their webhook signing
+    secrets (a signing secret left under a key later removed could sign nothing)."""
     from ava_platform.service.vault import Keyring, rotate
-    from ava_platform.store.secrets import SecretStore
 
     await db.open()
     try:
-        store = SecretStore(db)
-        result = await rotate(store, Keyring(keys))
-        return result.resealed, result.changed, await store.count_by_key_version()
+        resealed = changed = 0
+        for rows in _sealed_tables(db):
+            result = await rotate(rows, Keyring(keys))
+            resealed, changed = resealed + result.resealed, changed + result.changed
+        return resealed, changed, await _count_by_key_version(db)
     finally:
         await db.close()
+
+
+def _sealed_tables(db: Database) -> list[SealedRows]:
+    from ava_platform.store.secrets import SecretStore
+    from ava_platform.store.webhooks import WebhookStore
+
+    return [SecretStore(db), WebhookStore(db)]
+
+
+async def _count_by_key_version(db: Database) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rows in _sealed_tables(db):
+        for version, n in (await rows.count_by_key_version()).items():
+            counts[version] = counts.get(version, 0) + n
+    return counts
 
 
 def rotate_key(
@@ -64,7 +83,7 @@ def rotate_key(
     ] = "AVA_NEW_SECRET_KEY",
     db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
 ) -> None:
-    """Re-encrypt every secret under a new key, online.
+    """Re-encrypt every secret (and every tenant's webhook signing secret) under a new key, online.
 
     Reads the keys that open today's values from AVA_SECRET_KEY (one key, or `NEW,OLD,...`)
     and the new key from $AVA_NEW_SECRET_KEY (or --new-key-env); without a new key, the first
@@ -94,7 +113,7 @@ def rotate_key(
 def key_status(
     db: Annotated[Path | None, typer.Option(help="SQLite file (default $AVA_DB_PATH).")] = None,
 ) -> None:
-    """How many secrets each key version holds, and which configured key that is; exits 1
+    """How many sealed values (secrets and webhook signing secrets) each key version holds, and which configured key that is; exits 1
     when a key version is none of AVA_SECRET_KEY's (its secrets cannot be opened)."""
     from ava_platform.service.vault import key_id
 
@@ -102,12 +121,10 @@ def key_status(
     names = {key_id(k): ("current" if i == 0 else f"previous #{i}") for i, k in enumerate(keys)}
 
     async def count() -> dict[str, int]:
-        from ava_platform.store.secrets import SecretStore
-
         database = _database(db)
         await database.open()
         try:
-            return await SecretStore(database).count_by_key_version()
+            return await _count_by_key_version(database)
         finally:
             await database.close()
 

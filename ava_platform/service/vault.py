@@ -5,7 +5,8 @@ ciphertext copied to another tenant or name fails to decrypt. Beside each value 
 keeps its key version: the id of the master key that sealed it (a fingerprint, derived with
 HKDF under a different label, so it reveals nothing about the key). A keyring (`AVA_SECRET_KEY`
 = `NEW,OLD`) decrypts under any of its keys and always encrypts under the first one; `ava
-secrets rotate-key` re-seals every value under the new key (see README.md, "Rotating the key without downtime").
+secrets rotate-key` re-seals every value (the tenants' secrets and their webhook signing
+secrets) under the new key (see README.md, "Rotating the key without downtime").
 
 Errors (from errors.py): VaultError (a value cannot be decrypted: unknown key version, or
 tampered); MissingSecret and SecretUnreadable for a job's secrets that are unset or undecryptable.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -113,12 +114,25 @@ class VaultSecrets:
         return values
 
 
+class SealedRows(Protocol):
+    """A table of sealed values `rotate` walks: the tenants' secrets (SecretStore) and the
+    tenants' webhook signing secrets (WebhookStore)."""
+
+    async def not_under(
+        self, key_version: str, limit: int, *, after: tuple[str, str] = ("", "")
+    ) -> list[SealedSecret]: ...
+
+    async def reseal(self, old: SealedSecret, new: SealedSecret) -> bool: ...
+
+    async def count_by_key_version(self) -> dict[str, int]: ...
+
+
 class Rotation(NamedTuple):
     resealed: int  # values now sealed under the new key
     changed: int  # values replaced meanwhile (a PUT): left as written; run again to cover them
 
 
-async def rotate(store: SecretStore, keyring: Keyring, *, batch: int = 200) -> Rotation:
+async def rotate(store: SealedRows, keyring: Keyring, *, batch: int = 200) -> Rotation:
     """Re-seals every value not under `keyring.current` in one pass over the table. Each row is
     swapped on its own (compare-and-swap), so a server keeps serving throughout, and a value
     PUT meanwhile is never overwritten. A value no key of `keyring` opens stops the rotation

@@ -87,6 +87,52 @@ class WebhookStore:
             )
             return bool(cur.rowcount)
 
+    # -- key rotation: the same rows protocol as SecretStore's (service/vault.py `rotate`) --
+
+    async def not_under(
+        self, key_version: str, limit: int, *, after: tuple[str, str] = ("", "")
+    ) -> list[SealedSecret]:
+        """Signing secrets sealed under any key but `key_version`, after `(tenant_id, _)`."""
+        rows = await self._db.fetchall(
+            "SELECT tenant_id, ciphertext, nonce, key_version FROM webhook_secrets "
+            "WHERE key_version != ? AND tenant_id > ? ORDER BY tenant_id LIMIT ?",
+            (key_version, after[0], limit),
+        )
+        return [
+            SealedSecret(
+                tenant_id=r["tenant_id"],
+                name=WEBHOOK_SECRET_NAME,
+                ciphertext=bytes(r["ciphertext"]),
+                nonce=bytes(r["nonce"]),
+                key_version=r["key_version"],
+            )
+            for r in rows
+        ]
+
+    async def reseal(self, old: SealedSecret, new: SealedSecret) -> bool:
+        """Replaces `old` by `new` only if the row is still `old` (a rotation through the API
+        in between wins: its fresh secret is never overwritten by the re-sealed old one)."""
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE webhook_secrets SET ciphertext = ?, nonce = ?, key_version = ? "
+                "WHERE tenant_id = ? AND ciphertext = ? AND nonce = ?",
+                (
+                    new.ciphertext,
+                    new.nonce,
+                    new.key_version,
+                    old.tenant_id,
+                    old.ciphertext,
+                    old.nonce,
+                ),
+            )
+            return int(cur.rowcount) > 0
+
+    async def count_by_key_version(self) -> dict[str, int]:
+        rows = await self._db.fetchall(
+            "SELECT key_version, count(*) AS n FROM webhook_secrets GROUP BY key_version"
+        )
+        return {r["key_version"]: int(r["n"]) for r in rows}
+
     # -- deliveries -------------------------------------------------------------------------
 
     async def due(self, now: str, limit: int) -> list[Delivery]:
