@@ -58,7 +58,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from ava_platform.executor.runtime_images import build_images
 
     build_images(["python"], log=lambda _line: None)
-    with thread_server(tmp_path_factory.mktemp("ui") / "ava.db", **FAST_RETRY_ENV) as url:
+    # webhooks to a receiver the test runs on loopback
+    env = {**FAST_RETRY_ENV, "AVA_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with thread_server(tmp_path_factory.mktemp("ui") / "ava.db", **env) as url:
         yield url
 
 

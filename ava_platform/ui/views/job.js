@@ -9,6 +9,8 @@ import {
 const FINISHED = new Set(["succeeded", "failed", "timed_out", "cancelled"]);
 const REFRESH_MS = 1000;
 const RERUN_PATH = "/v1/ava/jobs/{job_id}/rerun";
+const DELIVERIES_PATH = "/v1/ava/jobs/{job_id}/deliveries";
+const DELIVERY_POLLS = 30; // after the job ends, its delivery log is read again until settled
 const enc = encodeURIComponent;
 
 const ATTEMPT_COLUMNS = [
@@ -25,6 +27,30 @@ function attemptColumns(job) {
   const anyError = job.attempts.some((a) => a.error);
   return anyError ? ATTEMPT_COLUMNS : ATTEMPT_COLUMNS.filter((c) => c.label !== "Error");
 }
+
+const DELIVERY_COLUMNS = [
+  { label: "Status", cell: (d) => badge(d.status) },
+  { label: "Attempts", cell: (d) => String(d.attempts.length) },
+  { label: "Last answer", cell: (d) => lastAnswer(d.attempts[d.attempts.length - 1]) },
+  { label: "When", cell: (d) => (d.status === "pending" && d.next_attempt_at ? h("span", null, "next ", when(d.next_attempt_at)) : when(d.delivered_at)) },
+];
+
+function lastAnswer(attempt) {
+  if (!attempt) return "—";
+  return attempt.response_status == null ? attempt.error || "no answer" : `HTTP ${attempt.response_status}`;
+}
+
+// a job that names a webhook: where it goes and how each delivery went
+function deliveries(job, sent) {
+  if (!job.webhook_url || !sent) return null;
+  return section(
+    "Webhook deliveries",
+    h("p", { class: "muted" }, "To ", h("code", null, job.webhook_url)),
+    table(DELIVERY_COLUMNS, sent, { empty: FINISHED.has(job.status) ? "Not queued yet." : "Sent when the job ends." }),
+  );
+}
+
+const settled = (sent) => sent && sent.length > 0 && sent.every((d) => d.status !== "pending");
 
 function outcome(job) {
   if (job.error) {
@@ -45,6 +71,7 @@ function summary(job, worker) {
       ["Worker", h("span", null, link(workerHref(job.worker_id), worker ? worker.name : h("code", null, job.worker_id)), ` v${job.worker_version}`)],
       ["Attempt", `${job.attempt} of ${job.max_retries + 1}`],
       ["Trigger", job.trigger],
+      job.rerun_of && ["Re-run of", link(jobHref(job.rerun_of), h("code", null, job.rerun_of))],
       ["Created", h("span", null, when(job.created_at, { both: true }), " by ", job.created_by)],
       ["Started", when(job.started_at, { both: true })],
       ["Finished", when(job.finished_at, { both: true })],
@@ -114,15 +141,26 @@ export async function renderJob(main, { params, signal }) {
     if (!signal.aborted) replace(main, h("p", null, link("#/jobs", "← Jobs")), errorBox(error));
     return;
   }
-  const [mayRun, hasRerun, worker] = await Promise.all([
+  const [mayRun, hasRerun, hasDeliveries, worker] = await Promise.all([
     can("run"),
     apiHas(RERUN_PATH, "post"),
+    apiHas(DELIVERIES_PATH, "get"),
     get(`/workers/${enc(job.worker_id)}`, { signal }).catch(() => null),
   ]);
+  let sent = null;
+  const readDeliveries = async () => {
+    if (!hasDeliveries || !job.webhook_url) return;
+    try {
+      sent = (await get(`/jobs/${enc(id)}/deliveries`, { signal })).data;
+    } catch {
+      // shown again at the next read; the job itself stays on the page
+    }
+  };
+  await readDeliveries();
   if (signal.aborted) return;
   const head = h("div", { class: "page-head" });
   const details = h("div", { class: "col" });
-  const log = logPanel();
+  const logs = logPanel();
   const draw = () => {
     replace(
       head,
@@ -135,36 +173,41 @@ export async function renderJob(main, { params, signal }) {
       summary(job, worker),
       outcome(job),
       job.attempts.length > 0 && section("Attempts", table(attemptColumns(job), job.attempts)),
+      deliveries(job, sent),
       section("Input", json(job.input)),
     );
   };
   draw();
-  replace(main, head, h("div", { class: "grid job-grid" }, h("div", { class: "col" }, log.panel), details));
+  replace(main, head, h("div", { class: "grid job-grid" }, h("div", { class: "col" }, logs.panel), details));
 
   let timer = null;
+  let polls = 0;
   const refresh = async () => {
     try {
       job = await get(`/jobs/${enc(id)}`, { signal });
+      await readDeliveries();
       draw();
     } catch (error) {
       if (signal.aborted) return;
     }
-    if (!signal.aborted && !FINISHED.has(job.status)) timer = setTimeout(refresh, REFRESH_MS);
+    if (FINISHED.has(job.status)) polls += 1;
+    const more = !FINISHED.has(job.status) || (job.webhook_url && !settled(sent) && polls < DELIVERY_POLLS);
+    if (!signal.aborted && more) timer = setTimeout(refresh, REFRESH_MS);
   };
   signal.addEventListener("abort", () => clearTimeout(timer));
-  if (!FINISHED.has(job.status)) timer = setTimeout(refresh, REFRESH_MS);
+  if (!FINISHED.has(job.status) || (job.webhook_url && !settled(sent))) timer = setTimeout(refresh, REFRESH_MS);
 
-  replace(log.state, "live");
-  log.state.classList.add("live");
+  replace(logs.state, "live");
+  logs.state.classList.add("live");
   await followLogs(id, {
     signal,
-    onLine: (entry) => addLine(log, entry),
+    onLine: (entry) => addLine(logs, entry),
     onEnd: () => {
-      log.state.classList.remove("live");
-      replace(log.state, log.lines.childElementCount ? `ended · ${log.lines.childElementCount} lines` : "ended · no output");
+      logs.state.classList.remove("live");
+      replace(logs.state, logs.lines.childElementCount ? `ended · ${logs.lines.childElementCount} lines` : "ended · no output");
       clearTimeout(timer);
       refresh();
     },
-    onProblem: (error) => replace(log.state, `reconnecting: ${error.message}`),
+    onProblem: (error) => replace(logs.state, `reconnecting: ${error.message}`),
   });
 }
