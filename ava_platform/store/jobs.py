@@ -12,6 +12,7 @@ from ava_platform.errors import QuotaExceeded
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
+from ava_platform.store.json_rows import decode_job, job_object
 from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
@@ -141,6 +142,7 @@ def _attempt(row: Row) -> Attempt:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._job_json = f"SELECT {job_object(db.dialect)} FROM jobs j"
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -205,20 +207,13 @@ class JobStore:
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, tenant_id: str | None, job_id: str) -> Job | None:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?"
+        sql = f"{self._job_json} WHERE j.id = ?"
         params: list[Any] = [job_id]
         if tenant_id is not None:
-            sql += " AND tenant_id = ?"
+            sql += " AND j.tenant_id = ?"
             params.append(tenant_id)
         row = await self._db.fetchone(sql, params)
-        if row is None:
-            return None
-        attempts = await self._db.fetchall(
-            "SELECT number, started_at, finished_at, outcome, exit_code, error FROM job_attempts "
-            "WHERE job_id = ? ORDER BY number",
-            (job_id,),
-        )
-        return _job(row, [_attempt(a) for a in attempts])
+        return decode_job(row[0]) if row else None
 
     async def page(
         self,
@@ -242,20 +237,10 @@ class JobStore:
         where = " AND ".join(clauses)
         total = await self._db.fetchone(f"SELECT count(*) FROM jobs WHERE {where}", params)
         rows = await self._db.fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            f"{self._job_json} WHERE {where} ORDER BY j.seq DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        ids = [r["id"] for r in rows]
-        by_job: dict[str, list[Attempt]] = {i: [] for i in ids}
-        if ids:
-            marks = ",".join("?" * len(ids))
-            for a in await self._db.fetchall(
-                f"SELECT job_id, number, started_at, finished_at, outcome, exit_code, error "
-                f"FROM job_attempts WHERE job_id IN ({marks}) ORDER BY number",
-                ids,
-            ):
-                by_job[a["job_id"]].append(_attempt(a))
-        return [_job(r, by_job[r["id"]]) for r in rows], int(total[0]) if total else 0
+        return [decode_job(r[0]) for r in rows], int(total[0]) if total else 0
 
     async def status(self, job_id: str) -> JobStatus | None:
         row = await self._db.fetchone("SELECT status FROM jobs WHERE id = ?", (job_id,))

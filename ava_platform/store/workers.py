@@ -10,6 +10,7 @@ import msgspec
 
 from ava_platform.models import Worker, WorkerStatus, WorkerVersion
 from ava_platform.store.database import Database, Dialect, Row, xact_lock
+from ava_platform.store.json_rows import decode_worker, worker_object
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
@@ -63,6 +64,7 @@ def _from_row(row: Row) -> Worker:
 class WorkerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._worker_json = f"SELECT {worker_object(db.dialect)} FROM workers w"
 
     async def insert(self, worker: Worker) -> None:
         async with self._db.transaction() as conn:
@@ -115,14 +117,14 @@ class WorkerStore:
 
     async def get(self, tenant_id: str, worker_id: str) -> Worker | None:
         row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM workers WHERE id = ? AND tenant_id = ?", (worker_id, tenant_id)
+            f"{self._worker_json} WHERE w.id = ? AND w.tenant_id = ?", (worker_id, tenant_id)
         )
-        return _from_row(row) if row else None
+        return decode_worker(row[0]) if row else None
 
     async def get_any_tenant(self, worker_id: str) -> Worker | None:
         """For the scheduler, which acts on behalf of whichever tenant owns the job."""
-        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM workers WHERE id = ?", (worker_id,))
-        return _from_row(row) if row else None
+        row = await self._db.fetchone(f"{self._worker_json} WHERE w.id = ?", (worker_id,))
+        return decode_worker(row[0]) if row else None
 
     async def list(
         self,
@@ -137,10 +139,10 @@ class WorkerStore:
         where, params = _filters(self._db.dialect, tenant_id, status, runtime, q)
         total_row = await self._db.fetchone(f"SELECT count(*) FROM workers WHERE {where}", params)
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM workers WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            f"{self._worker_json} WHERE {where} ORDER BY w.seq DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [_from_row(r) for r in rows], int(total_row[0]) if total_row else 0
+        return [decode_worker(r[0]) for r in rows], int(total_row[0]) if total_row else 0
 
 
 def _filters(
