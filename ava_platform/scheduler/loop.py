@@ -28,6 +28,7 @@ from ava_platform.store.jobs import Claimed, JobStore
 
 log = get_logger("ava.scheduler")
 SWEEP_EVERY_S = 15.0  # how often containers left behind are looked for while running
+WATCH_EVERY_S = 0.2  # how often the lease watchdog looks at the last renewal
 
 
 class Scheduler:
@@ -54,6 +55,7 @@ class Scheduler:
         self._cancels: dict[str, asyncio.Event] = {}
         self._attempts: dict[str, int] = {}  # the attempt each task of ours runs
         self._background: list[asyncio.Task[None]] = []
+        self._abandoned: set[str] = set()  # attempts stopped for want of a lease
 
     @property
     def running_count(self) -> int:
@@ -61,10 +63,16 @@ class Scheduler:
 
     async def start(self) -> None:
         await self.recover()
+        # every lease claimed from now on ends a lease after this at the earliest
+        self._renewed_at = time.monotonic()
         self._background = [
             asyncio.create_task(self._claim_loop(), name="ava-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="ava-heartbeat"),
         ]
+        if not self._exclusive:
+            self._background.append(
+                asyncio.create_task(self._lease_watchdog(), name="ava-lease-watchdog")
+            )
 
     async def stop(self) -> None:
         for task in self._background:
@@ -116,6 +124,7 @@ class Scheduler:
         self._attempts[claimed.job_id] = claimed.attempt
 
         def done(_: asyncio.Task[None]) -> None:
+            self._abandoned.discard(claimed.job_id)
             self._tasks.pop(claimed.job_id, None)
             self._attempts.pop(claimed.job_id, None)
             self._cancels.pop(claimed.job_id, None)
@@ -125,8 +134,11 @@ class Scheduler:
 
     # -- leases, cancels, recovery ----------------------------------------------------------
 
+    def _heartbeat_interval(self) -> float:
+        return max(0.2, min(self._settings.lease_s / 3, 2.0))
+
     async def _heartbeat_loop(self) -> None:
-        interval = max(0.2, min(self._settings.lease_s / 3, 2.0))
+        interval = self._heartbeat_interval()
         beats = 0
         while True:
             await asyncio.sleep(interval)
@@ -140,21 +152,39 @@ class Scheduler:
                 log.error("heartbeat_failed", error=str(exc))
                 self._give_up_if_lease_lapsed()
 
+    async def _lease_watchdog(self) -> None:
+        """Beside other schedulers, apart from the heartbeat: on a partitioned network a
+        renewal may hang (no error, no answer) for as long as the driver's timeout, far longer
+        than a lease, and by then another process may have taken the jobs over."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            self._give_up_if_lease_lapsed()
+
     def _give_up_if_lease_lapsed(self) -> None:
-        """Leases not renewed for a whole lease may be taken over by now: stop every attempt."""
-        if time.monotonic() - self._renewed_at < self._settings.lease_s:
+        """Leases not renewed for (nearly) a whole lease may be taken over by now: stop every
+        attempt. Beside others, a margin before the lease ends, so the container is gone before
+        another process may take the job; the task is cancelled (not the job: no user asked),
+        which kills its container and offers the attempt as lost, an answer the store drops
+        once the job was taken over."""
+        lease_s = self._settings.lease_s
+        margin = 0.0 if self._exclusive else min(self._heartbeat_interval(), lease_s / 4)
+        if time.monotonic() - self._renewed_at < lease_s - margin:
             return
-        for job_id in list(self._tasks):
+        for job_id, task in list(self._tasks.items()):
+            if job_id in self._abandoned:
+                continue
+            self._abandoned.add(job_id)
             log.warning("attempt_abandoned", job_id=job_id, reason="lease_not_renewed")
-            self.cancel(job_id)
+            task.cancel()
 
     async def _heartbeat(self) -> None:
         now = self._clock.now()
+        asked = time.monotonic()  # the leases below end a lease from now, not from the answer
         ours = set(self._tasks)  # before renewing: each of these was claimed before it
         held = await self._jobs.renew_leases(
             self.owner, iso(now + timedelta(seconds=self._settings.lease_s))
         )
-        self._renewed_at = time.monotonic()
+        self._renewed_at = asked
         for job_id in ours - held:
             # not ours any more, yet not ended by us either: taken over elsewhere, stop it
             status = await self._jobs.status(job_id)
