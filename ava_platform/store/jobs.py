@@ -48,11 +48,9 @@ _ACTIVE = "('queued', 'running')"
 # of jobs_status_tenant (one probe per tenant), each tenant's first eligible due job off
 # jobs_tenant_due (on PostgreSQL the first its concurrent claimers have not locked), and
 # only those heads are ordered: the same first row as ordering every due job.
-_CLAIM_SQL = (
-    "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
-    "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
-    "next_attempt_at = NULL, container_id = NULL "
-    "WHERE seq = ("
+# the first job by fair share: `seq`, and with {needs_check} whether its worker or tenant has a
+# running limit (a claim of it then re-counts under a lock, in a transaction)
+_PICK_SQL = (
     "  WITH RECURSIVE t(tenant_id) AS ("
     "    SELECT (SELECT tenant_id FROM jobs WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)"
     "    UNION ALL"
@@ -71,16 +69,26 @@ _CLAIM_SQL = (
     "      ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
     "    ) AS head FROM t WHERE t.tenant_id IS NOT NULL"
     "  )"
-    "  SELECT h.head FROM h JOIN jobs p ON p.seq = h.head "
+    "  SELECT h.head AS seq{needs_check} FROM h JOIN jobs p ON p.seq = h.head "
     "  LEFT JOIN tenant_quotas q ON q.tenant_id = h.tenant_id "
     "  LEFT JOIN tenant_claims c ON c.tenant_id = h.tenant_id "
     "  WHERE h.n < coalesce(q.max_running, :tenant_max_running) "
     "  ORDER BY h.n, coalesce(c.last_claim, 0), coalesce(p.next_attempt_at, p.created_at), "
     "    p.seq LIMIT 1"
-    ") AND status = 'queued' "
+)
+_NEEDS_CHECK = (
+    ", ((SELECT pw.max_concurrency FROM workers pw WHERE pw.id = p.worker_id) IS NOT NULL "
+    "OR coalesce(q.max_running, :tenant_max_running) < :no_limit) AS needs_check"
+)
+_CLAIM_UPDATE = (
+    "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
+    "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
+    "next_attempt_at = NULL, container_id = NULL "
+    "WHERE seq = ({pick}) AND status = 'queued' "
     "AND (SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = :owner) "
     "< :max_running " + _CLAIM_RETURNING
 )
+_CLAIM_SQL = _CLAIM_UPDATE.replace("{pick}", _PICK_SQL.replace("{needs_check}", ""))
 # the tenant just served goes behind every tenant served before it; one already alone behind
 # them all is left as it is, so claims of one busy tenant do not queue on its row's lock
 _ALREADY_LAST = (
@@ -97,8 +105,8 @@ _SERVED_SQL = (
 _ATTEMPT_SQL = "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)"
 # PostgreSQL: the claim, its attempt row and the tenant's turn in one statement (one round
 # trip where SQLite's writer takes three statements at no network cost)
-_CLAIM_ONE_TRIP_SQL = (
-    "WITH c AS (" + _CLAIM_SQL + "), "
+_CLAIM_ONE_TRIP_SQL = "WITH c AS (" + _CLAIM_SQL + "), " + "{tail}"
+_CLAIM_TAIL = (
     "a AS (INSERT INTO job_attempts (job_id, number, started_at) "
     "  SELECT job_id, attempt, :now FROM c), "
     "s AS (INSERT INTO tenant_claims (tenant_id, last_claim) "
@@ -106,6 +114,19 @@ _CLAIM_ONE_TRIP_SQL = (
     "  WHERE " + _ALREADY_LAST.format(tenant="c.tenant_id") + " "
     "  ON CONFLICT (tenant_id) DO UPDATE SET last_claim = excluded.last_claim) "
     f"SELECT c.*, {_CLAIM_EXTRAS} FROM c{_CLAIM_EXTRAS_JOIN}"
+)
+_CLAIM_ONE_TRIP_SQL = _CLAIM_ONE_TRIP_SQL.replace("{tail}", _CLAIM_TAIL)
+# PostgreSQL, no limit to re-count (the common case): the same in one statement committing on
+# its own, one round trip; a row always comes back, its `needs_check` saying the first job has
+# a limit (nothing was claimed: the claim then goes the transactional way)
+_CLAIM_FAST_SQL = (
+    "WITH pick AS MATERIALIZED (" + _PICK_SQL.replace("{needs_check}", _NEEDS_CHECK) + "), "
+    "c AS ("
+    + _CLAIM_UPDATE.replace("{pick}", "SELECT seq FROM pick WHERE NOT needs_check")
+    + "), "
+    + _CLAIM_TAIL.replace(
+        "SELECT c.*", "SELECT c.*, (SELECT needs_check FROM pick) AS needs_check"
+    ).replace(" FROM c LEFT JOIN", " FROM (SELECT 1) one LEFT JOIN c ON true LEFT JOIN", 1)
 )
 _FINISH_SQL = (
     "UPDATE jobs SET status = :status, result = :result, error = :error, "
@@ -347,6 +368,10 @@ class JobStore:
         }
         dialect = self._db.dialect
         one_trip = dialect.name == "postgres"
+        if one_trip:
+            claimed, needs_check = await self._claim_fast(params)
+            if claimed is not None or not needs_check:
+                return claimed  # None: nothing due, or this owner is full
         sql = (_CLAIM_ONE_TRIP_SQL if one_trip else _CLAIM_SQL).format(
             skip_locked=dialect.skip_locked
         )
@@ -374,6 +399,21 @@ class JobStore:
         except _NoSlot:
             return None
         return _claimed(data)
+
+    async def _claim_fast(self, params: dict[str, Any]) -> tuple[Claimed | None, bool]:
+        """PostgreSQL, one round trip: the claim of a job with no running limit to re-count,
+        or (None, True) when the first job by fair share has one."""
+        rows = await self._db.write_one(
+            _CLAIM_FAST_SQL.format(skip_locked=self._db.dialect.skip_locked),
+            {**params, "no_limit": _NO_LIMIT},
+        )
+        first = dict(rows[0]) if rows else {}
+        needs_check = bool(first.pop("needs_check", False))
+        if first.get("job_id") is None:
+            return None, needs_check
+        first.pop("max_concurrency", None)
+        first.pop("tenant_quota", None)
+        return _claimed(first), False
 
     async def _check_worker_limit(self, conn: Any, worker_id: str, limit: int) -> None:
         """Claims side by side each saw the others' running jobs as of their own start: under
