@@ -45,9 +45,9 @@ _ACTIVE = "('queued', 'running')"
 # tenant's order stays first in, first out). The tenant's running quota is its operator-set
 # limit, else the AVA_TENANT_MAX_RUNNING default.
 # Read off indexes, whatever the queue's length: the tenants with queued jobs by a skip scan
-# of jobs_status_tenant (one probe per tenant), each tenant's first eligible due job off
-# jobs_tenant_due (on PostgreSQL the first its concurrent claimers have not locked), and
-# only those heads are ordered: the same first row as ordering every due job.
+# of jobs_tenant_due's (status, tenant_id) prefix (one probe per tenant), each tenant's first
+# eligible due job off the same index (on PostgreSQL the first its concurrent claimers have
+# not locked), and only those heads are ordered: the same first row as ordering every due job.
 # the first job by fair share: `seq`, and with {needs_check} whether its worker or tenant has a
 # running limit (a claim of it then re-counts under a lock, in a transaction)
 _PICK_SQL = (

@@ -239,6 +239,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_tenant_due ON jobs
         (status, tenant_id, (coalesce(next_attempt_at, created_at)), seq);
     CREATE INDEX tenant_claims_order ON tenant_claims (last_claim);
+    DROP INDEX jobs_status_tenant;
     """,
     # 11: beside other processes, a build in progress is held by its process under a lease
     # (renewed while it runs): a lapsed one is a dead process's, and another fails it
