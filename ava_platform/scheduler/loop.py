@@ -137,11 +137,22 @@ class Scheduler:
     def _heartbeat_interval(self) -> float:
         return max(0.2, min(self._settings.lease_s / 3, 2.0))
 
+    def _takeover_grace_s(self) -> float:
+        """Beside others, a lease is taken over only this long after it lapsed: its owner,
+        cut off, stops its attempts when the lease ends (the watchdog), so its container is
+        gone before the job can start elsewhere."""
+        if self._exclusive:
+            return 0.0
+        return min(self._heartbeat_interval(), self._settings.lease_s / 4)
+
     async def _heartbeat_loop(self) -> None:
         interval = self._heartbeat_interval()
         beats = 0
+        next_at = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            # renewals asked at a steady rate: a slow one does not push the next one back
+            next_at = max(next_at + interval, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
             beats += 1
             try:
                 await self._heartbeat()
@@ -161,14 +172,12 @@ class Scheduler:
             self._give_up_if_lease_lapsed()
 
     def _give_up_if_lease_lapsed(self) -> None:
-        """Leases not renewed for (nearly) a whole lease may be taken over by now: stop every
-        attempt. Beside others, a margin before the lease ends, so the container is gone before
-        another process may take the job; the task is cancelled (not the job: no user asked),
-        which kills its container and offers the attempt as lost, an answer the store drops
-        once the job was taken over."""
-        lease_s = self._settings.lease_s
-        margin = 0.0 if self._exclusive else min(self._heartbeat_interval(), lease_s / 4)
-        if time.monotonic() - self._renewed_at < lease_s - margin:
+        """Leases not renewed for a whole lease may be taken over soon: stop every attempt.
+        Beside others, they are taken over only a grace after they lapsed
+        (`_takeover_grace_s`), so the container is gone before the job may start elsewhere;
+        the task is cancelled (not the job: no user asked), which kills its container and
+        offers the attempt as lost, an answer the store drops once the job was taken over."""
+        if time.monotonic() - self._renewed_at < self._settings.lease_s:
             return
         for job_id, task in list(self._tasks.items()):
             if job_id in self._abandoned:
@@ -197,7 +206,8 @@ class Scheduler:
         # a running job that no task of ours owns and whose lease lapsed was lost (alone on the
         # store: also any job another owner left, a dead predecessor's)
         not_owner = self.owner if self._exclusive else None
-        for row in await self._jobs.running(expired_before=iso(now), not_owner=not_owner):
+        lapsed = iso(now - timedelta(seconds=self._takeover_grace_s()))
+        for row in await self._jobs.running(expired_before=lapsed, not_owner=not_owner):
             if row.job_id not in self._tasks:
                 await self._recover_one(row.job_id, row.attempt, row.container_id)
 
@@ -206,7 +216,8 @@ class Scheduler:
         its container first, then count the attempt as lost (retried on its own budget);
         remove orphan containers. Beside others: the same, for lapsed leases only."""
         if not self._exclusive:
-            for row in await self._jobs.running(expired_before=iso(self._clock.now())):
+            lapsed = self._clock.now() - timedelta(seconds=self._takeover_grace_s())
+            for row in await self._jobs.running(expired_before=iso(lapsed)):
                 await self._recover_one(row.job_id, row.attempt, row.container_id)
             await self._remove_orphans()
             return
@@ -225,7 +236,8 @@ class Scheduler:
             return
         # the attempt seen running; if it moved on since, the store drops this answer
         claimed = msgspec.structs.replace(claimed, attempt=attempt)
-        lapsed = None if self._exclusive else iso(self._clock.now())
+        grace = timedelta(seconds=self._takeover_grace_s())
+        lapsed = None if self._exclusive else iso(self._clock.now() - grace)
         taken = await self._runner.record(
             claimed, lost_outcome("the platform stopped during the attempt"), lapsed_before=lapsed
         )

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,7 @@ from tests.support import build_test_images, headers, process_server, server_log
 pytestmark = [pytest.mark.docker]
 
 LEASE_S = 4
+GRACE_S = 1.0  # others take a lapsed lease over a quarter of a lease after it ended
 # the first attempt runs until it is stopped (long after the link is cut), the next one ends
 HANDLER = (
     "import os, time\n"
@@ -128,16 +130,20 @@ def _wait(what: str, timeout_s: float, check: Any) -> Any:
     raise AssertionError(f"{what}: not within {timeout_s}s")
 
 
-def _answers(log: Path, job_id: str) -> list[dict[str, Any]]:
+def _events(log: Path, job_id: str, name: str) -> list[dict[str, Any]]:
     found = []
     for line in log.read_text(errors="replace").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
             continue
-        if event.get("event") == "attempt_finished" and event.get("job_id") == job_id:
+        if event.get("event") == name and event.get("job_id") == job_id:
             found.append(event)
     return found
+
+
+def _wall(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_partitioned_process_stops_its_attempt_and_the_job_ends_once(
@@ -176,7 +182,7 @@ def test_a_partitioned_process_stops_its_attempt_and_the_job_ends_once(
             while time.monotonic() < deadline:
                 running = _containers(job_id)
                 if gone_s is None and first not in running:
-                    gone_s = time.monotonic() - cut_at
+                    gone_s, gone_wall = time.monotonic() - cut_at, time.time()
                 if first in running and len(running) > 1:
                     overlap.append(running)
                 job = on_b.get(f"/jobs/{job_id}").json()
@@ -184,18 +190,25 @@ def test_a_partitioned_process_stops_its_attempt_and_the_job_ends_once(
                     break
                 time.sleep(0.1)
             assert gone_s is not None, "the cut-off process's container outlived the partition"
-            assert gone_s < LEASE_S, f"its container outlived its lease: {gone_s:.1f}s"
+            assert gone_s < LEASE_S + GRACE_S, f"its container outlived its lease: {gone_s:.1f}s"
             assert overlap == [], "the job ran on both processes at once"
             assert job["status"] == "succeeded", job
+            # A stopped it itself (on one engine, B's takeover would also kill it), and
+            # before B took the job over
+            log_a, log_b = (server_log(tmp_path / n / "ava.db") for n in ("a", "b"))
+            assert [e["reason"] for e in _events(log_a, job_id, "attempt_abandoned")] == [
+                "lease_not_renewed"
+            ]
+            taken = [e for e in _events(log_b, job_id, "attempt_recovered") if e["taken"]]
+            assert len(taken) == 1, taken
+            assert gone_wall < _wall(taken[0]["timestamp"]), "taken over before it was stopped"
             link.mend()
             # A's answer for attempt 1, held by the partition, reaches the store and is dropped
             late = _wait(
                 "the cut-off process's late answer",
                 30,
                 lambda: [
-                    e
-                    for e in _answers(server_log(tmp_path / "a" / "ava.db"), job_id)
-                    if e.get("attempt") == 1
+                    e for e in _events(log_a, job_id, "attempt_finished") if e["attempt"] == 1
                 ],
             )
             assert [e["accepted"] for e in late] == [False]
