@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 from ava_platform.clock import Clock, SystemClock
@@ -169,8 +170,8 @@ class Platform:
             self.executor.pool_stats,
             tenant_load=self.quota_store.load,
         )
-        self._wire_deploys_and_schedules(settings, builder)
         self._exclusive = relay is None
+        self._wire_deploys_and_schedules(settings, builder)
         # `--role api` serves requests only; the schedulers run elsewhere on the same store
         self._run_scheduler = run_scheduler and settings.role != "api"
         self._wire_webhooks(settings)
@@ -182,8 +183,7 @@ class Platform:
             await self._engine_sandbox.prepare()  # says at start when egress is refused
         if self._run_scheduler:
             await self.scheduler.start()
-        if self._exclusive:  # beside other processes, a build in progress may be theirs
-            await self.deploys.recover()
+        await self.deploys.start()
         if self._run_scheduler:
             await self.cron.start()
             await self.webhook_loop.start()
@@ -212,6 +212,9 @@ class Platform:
             ca_bundle=settings.ca_bundle,
             retention=settings.image_retention,
             concurrency=settings.build_concurrency,
+            # beside other processes, a build in progress may be theirs: held under a lease
+            owner=None if self._exclusive else f"build_{uuid.uuid4().hex[:12]}",
+            lease_s=settings.lease_s,
         )
         self.versions = VersionService(
             workers=self.workers,

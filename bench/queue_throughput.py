@@ -22,6 +22,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import asyncio
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -49,7 +50,7 @@ from ava_platform.store.jobs import JobStore
 from ava_platform.store.postgres.db import PostgresDatabase
 from ava_platform.store.workers import VersionStore, WorkerStore
 
-JOBS = 2_000
+JOBS = int(os.environ.get("AVA_BENCH_QUEUE_JOBS", "2000"))  # drained per measurement
 LOOPS_PER_PROCESS = 8  # concurrent claimers in one process (its AVA_MAX_CONCURRENT_JOBS)
 FAR = "9999-01-01T00:00:00.000000Z"
 RUN = RunSettings(

@@ -28,6 +28,7 @@ from ava_platform.store.jobs import Claimed, JobStore
 
 log = get_logger("ava.scheduler")
 SWEEP_EVERY_S = 15.0  # how often containers left behind are looked for while running
+WATCH_EVERY_S = 0.2  # how often the lease watchdog looks at the last renewal
 
 
 class Scheduler:
@@ -54,6 +55,7 @@ class Scheduler:
         self._cancels: dict[str, asyncio.Event] = {}
         self._attempts: dict[str, int] = {}  # the attempt each task of ours runs
         self._background: list[asyncio.Task[None]] = []
+        self._abandoned: set[str] = set()  # attempts stopped for want of a lease
 
     @property
     def running_count(self) -> int:
@@ -61,10 +63,16 @@ class Scheduler:
 
     async def start(self) -> None:
         await self.recover()
+        # every lease claimed from now on ends a lease after this at the earliest
+        self._renewed_at = time.monotonic()
         self._background = [
             asyncio.create_task(self._claim_loop(), name="ava-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="ava-heartbeat"),
         ]
+        if not self._exclusive:
+            self._background.append(
+                asyncio.create_task(self._lease_watchdog(), name="ava-lease-watchdog")
+            )
 
     async def stop(self) -> None:
         for task in self._background:
@@ -116,6 +124,7 @@ class Scheduler:
         self._attempts[claimed.job_id] = claimed.attempt
 
         def done(_: asyncio.Task[None]) -> None:
+            self._abandoned.discard(claimed.job_id)
             self._tasks.pop(claimed.job_id, None)
             self._attempts.pop(claimed.job_id, None)
             self._cancels.pop(claimed.job_id, None)
@@ -125,11 +134,25 @@ class Scheduler:
 
     # -- leases, cancels, recovery ----------------------------------------------------------
 
+    def _heartbeat_interval(self) -> float:
+        return max(0.2, min(self._settings.lease_s / 3, 2.0))
+
+    def _takeover_grace_s(self) -> float:
+        """Beside others, a lease is taken over only this long after it lapsed: its owner,
+        cut off, stops its attempts when the lease ends (the watchdog), so its container is
+        gone before the job can start elsewhere."""
+        if self._exclusive:
+            return 0.0
+        return min(self._heartbeat_interval(), self._settings.lease_s / 4)
+
     async def _heartbeat_loop(self) -> None:
-        interval = max(0.2, min(self._settings.lease_s / 3, 2.0))
+        interval = self._heartbeat_interval()
         beats = 0
+        next_at = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            # renewals asked at a steady rate: a slow one does not push the next one back
+            next_at = max(next_at + interval, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
             beats += 1
             try:
                 await self._heartbeat()
@@ -140,21 +163,37 @@ class Scheduler:
                 log.error("heartbeat_failed", error=str(exc))
                 self._give_up_if_lease_lapsed()
 
+    async def _lease_watchdog(self) -> None:
+        """Beside other schedulers, apart from the heartbeat: on a partitioned network a
+        renewal may hang (no error, no answer) for as long as the driver's timeout, far longer
+        than a lease, and by then another process may have taken the jobs over."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            self._give_up_if_lease_lapsed()
+
     def _give_up_if_lease_lapsed(self) -> None:
-        """Leases not renewed for a whole lease may be taken over by now: stop every attempt."""
+        """Leases not renewed for a whole lease may be taken over soon: stop every attempt.
+        Beside others, they are taken over only a grace after they lapsed
+        (`_takeover_grace_s`), so the container is gone before the job may start elsewhere;
+        the task is cancelled (not the job: no user asked), which kills its container and
+        offers the attempt as lost, an answer the store drops once the job was taken over."""
         if time.monotonic() - self._renewed_at < self._settings.lease_s:
             return
-        for job_id in list(self._tasks):
+        for job_id, task in list(self._tasks.items()):
+            if job_id in self._abandoned:
+                continue
+            self._abandoned.add(job_id)
             log.warning("attempt_abandoned", job_id=job_id, reason="lease_not_renewed")
-            self.cancel(job_id)
+            task.cancel()
 
     async def _heartbeat(self) -> None:
         now = self._clock.now()
+        asked = time.monotonic()  # the leases below end a lease from now, not from the answer
         ours = set(self._tasks)  # before renewing: each of these was claimed before it
         held = await self._jobs.renew_leases(
             self.owner, iso(now + timedelta(seconds=self._settings.lease_s))
         )
-        self._renewed_at = time.monotonic()
+        self._renewed_at = asked
         for job_id in ours - held:
             # not ours any more, yet not ended by us either: taken over elsewhere, stop it
             status = await self._jobs.status(job_id)
@@ -167,7 +206,8 @@ class Scheduler:
         # a running job that no task of ours owns and whose lease lapsed was lost (alone on the
         # store: also any job another owner left, a dead predecessor's)
         not_owner = self.owner if self._exclusive else None
-        for row in await self._jobs.running(expired_before=iso(now), not_owner=not_owner):
+        lapsed = iso(now - timedelta(seconds=self._takeover_grace_s()))
+        for row in await self._jobs.running(expired_before=lapsed, not_owner=not_owner):
             if row.job_id not in self._tasks:
                 await self._recover_one(row.job_id, row.attempt, row.container_id)
 
@@ -176,7 +216,8 @@ class Scheduler:
         its container first, then count the attempt as lost (retried on its own budget);
         remove orphan containers. Beside others: the same, for lapsed leases only."""
         if not self._exclusive:
-            for row in await self._jobs.running(expired_before=iso(self._clock.now())):
+            lapsed = self._clock.now() - timedelta(seconds=self._takeover_grace_s())
+            for row in await self._jobs.running(expired_before=iso(lapsed)):
                 await self._recover_one(row.job_id, row.attempt, row.container_id)
             await self._remove_orphans()
             return
@@ -195,7 +236,8 @@ class Scheduler:
             return
         # the attempt seen running; if it moved on since, the store drops this answer
         claimed = msgspec.structs.replace(claimed, attempt=attempt)
-        lapsed = None if self._exclusive else iso(self._clock.now())
+        grace = timedelta(seconds=self._takeover_grace_s())
+        lapsed = None if self._exclusive else iso(self._clock.now() - grace)
         taken = await self._runner.record(
             claimed, lost_outcome("the platform stopped during the attempt"), lapsed_before=lapsed
         )

@@ -8,6 +8,9 @@
               version, e.g. a source PATCH meanwhile, is never replaced), or marks N `failed`
               and leaves the worker as it was. The scratch dir goes in every case.
     recover() a build cut off by a stop is failed at the next start (its task is gone).
+              Beside other processes (`owner` set), each build is held under a lease its
+              process renews while it runs; every process fails builds whose lease lapsed
+              (their process died), at start and every third of a lease after.
 
 Old images are pruned after each ready build: the newest `retention` bundle images stay, as do
 the current version's and any a queued or running job still needs.
@@ -20,6 +23,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -112,6 +116,8 @@ class DeployService:
         ca_bundle: Path | None,
         retention: int,
         concurrency: int = 1,
+        owner: str | None = None,
+        lease_s: float = 30.0,
     ) -> None:
         self._workers = workers
         self._worker_store = worker_store
@@ -123,6 +129,9 @@ class DeployService:
         self._retention = retention
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owner = owner
+        self._lease_s = lease_s
+        self._watch: asyncio.Task[None] | None = None
 
     async def deploy(
         self, who: Principal, worker_id: str, data: bytes, content_type: str
@@ -139,7 +148,13 @@ class DeployService:
         scratch, bundle = await self._unpack(data, kind, worker.entrypoint)
         now = iso(self._clock.now())
         version = await self._builds.add_building(
-            worker.id, digest=bundle.digest, entrypoint=worker.entrypoint, by=who.user_id, now=now
+            worker.id,
+            digest=bundle.digest,
+            entrypoint=worker.entrypoint,
+            by=who.user_id,
+            now=now,
+            owner=self._owner,
+            lease_until=self._lease_until() if self._owner else None,
         )
         log.info("deploy_accepted", worker_id=worker.id, version=version, files=bundle.files)
         task = asyncio.create_task(self._build(worker, version, bundle, scratch))
@@ -277,9 +292,31 @@ class DeployService:
                 await self._builds.set_pruned(worker_id, version)
                 log.info("image_pruned", worker_id=worker_id, version=version, image=image)
 
+    def _lease_until(self) -> str:
+        return iso(self._clock.now() + timedelta(seconds=self._lease_s))
+
+    async def start(self) -> None:
+        """Alone on the store: every build left `building` was cut by a stop. Beside others:
+        only those whose process stopped renewing them, now and while this one runs."""
+        await self.recover()
+        if self._owner is not None:
+            self._watch = asyncio.create_task(self._watch_loop(), name="ava-build-leases")
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, self._lease_s / 3))
+            try:
+                if self._owner is not None and self._tasks:
+                    await self._builds.renew_builds(self._owner, self._lease_until())
+                await self.recover()
+            except Exception as exc:
+                log.error("build_lease_renewal_failed", error=str(exc))
+
     async def recover(self) -> None:
         failed = await self._builds.fail_unfinished(
-            "the platform restarted during the build; deploy again", iso(self._clock.now())
+            "the platform restarted during the build; deploy again",
+            iso(self._clock.now()),
+            lapsed_only=self._owner is not None,
         )
         if failed:
             log.warning("builds_interrupted", count=failed)
@@ -290,6 +327,9 @@ class DeployService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -223,6 +223,10 @@ class Database:
                 raise
             raise _store_error("read", exc) from exc
 
+    async def write_one(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self.transaction() as conn, conn.execute(sql, params) as rows:
+            return await rows.fetchall()
+
     async def ping(self) -> bool:
         try:
             await self.fetchone("SELECT 1")

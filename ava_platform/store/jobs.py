@@ -27,38 +27,118 @@ _CLAIMED_SQL = (
     "LEFT JOIN worker_versions v ON v.worker_id = j.worker_id AND v.version = j.worker_version "
     "WHERE j.id = ?"
 )
+# the same, returned by the claim itself, with the limits the claim checks (`c` is the claimed
+# row); joined after the UPDATE, not in its RETURNING, where SQLite would scan these tables
+_CLAIM_RETURNING = (
+    "RETURNING id AS job_id, tenant_id, worker_id, worker_version, attempt, lost_count, "
+    "log_bytes, run, input AS input_json"
+)
+_CLAIM_EXTRAS = "v.source_code, w.max_concurrency, q.max_running AS tenant_quota"
+_CLAIM_EXTRAS_JOIN = (
+    " LEFT JOIN worker_versions v ON v.worker_id = c.worker_id AND v.version = c.worker_version"
+    " LEFT JOIN workers w ON w.id = c.worker_id"
+    " LEFT JOIN tenant_quotas q ON q.tenant_id = c.tenant_id"
+)
+_CLAIM_EXTRAS_SQL = f"SELECT {_CLAIM_EXTRAS} FROM jobs c{_CLAIM_EXTRAS_JOIN} WHERE c.id = ?"
 _ACTIVE = "('queued', 'running')"
 # Fair share: among due jobs whose worker and tenant have a free slot, the tenant with the
 # fewest running jobs first, then the tenant served longest ago, then the oldest job (so one
 # tenant's order stays first in, first out). The tenant's running quota is its operator-set
 # limit, else the AVA_TENANT_MAX_RUNNING default.
-_CLAIM_SQL = (
+# Read off indexes, whatever the queue's length: the tenants with queued jobs by a skip scan
+# of jobs_tenant_due's (status, tenant_id) prefix (one probe per tenant), each tenant's first
+# eligible due job off the same index (on PostgreSQL the first its concurrent claimers have
+# not locked), and only those heads are ordered: the same first row as ordering every due job.
+# the first job by fair share: `seq`, and with {needs_check} whether its worker or tenant has a
+# running limit (a claim of it then re-counts under a lock, in a transaction)
+_PICK_SQL = (
+    "  WITH RECURSIVE t(tenant_id) AS ("
+    "    SELECT (SELECT tenant_id FROM jobs WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)"
+    "    UNION ALL"
+    "    SELECT (SELECT u.tenant_id FROM jobs u WHERE u.status = 'queued' "
+    "      AND u.tenant_id > t.tenant_id ORDER BY u.tenant_id LIMIT 1) "
+    "    FROM t WHERE t.tenant_id IS NOT NULL"
+    "  ), h AS ("
+    "    SELECT t.tenant_id, (SELECT count(*) FROM jobs r WHERE r.status = 'running' "
+    "      AND r.tenant_id = t.tenant_id) AS n, "
+    "    (SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
+    "      WHERE j.status = 'queued' AND j.tenant_id = t.tenant_id "
+    "      AND coalesce(j.next_attempt_at, '') <= :now "
+    "      AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
+    "        SELECT count(*) FROM jobs x WHERE x.worker_id = j.worker_id "
+    "        AND x.status = 'running')) "
+    "      ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
+    "    ) AS head FROM t WHERE t.tenant_id IS NOT NULL"
+    "  )"
+    "  SELECT h.head AS seq{needs_check} FROM h JOIN jobs p ON p.seq = h.head "
+    "  LEFT JOIN tenant_quotas q ON q.tenant_id = h.tenant_id "
+    "  LEFT JOIN tenant_claims c ON c.tenant_id = h.tenant_id "
+    "  WHERE h.n < coalesce(q.max_running, :tenant_max_running) "
+    "  ORDER BY h.n, coalesce(c.last_claim, 0), coalesce(p.next_attempt_at, p.created_at), "
+    "    p.seq LIMIT 1"
+)
+_NEEDS_CHECK = (
+    ", ((SELECT pw.max_concurrency FROM workers pw WHERE pw.id = p.worker_id) IS NOT NULL "
+    "OR coalesce(q.max_running, :tenant_max_running) < :no_limit) AS needs_check"
+)
+_CLAIM_UPDATE = (
     "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
     "next_attempt_at = NULL, container_id = NULL "
-    "WHERE seq = ("
-    "  SELECT j.seq FROM jobs j JOIN workers w ON w.id = j.worker_id "
-    "  LEFT JOIN (SELECT tenant_id, count(*) AS n FROM jobs WHERE status = 'running' "
-    "    GROUP BY tenant_id) r ON r.tenant_id = j.tenant_id "
-    "  LEFT JOIN tenant_quotas q ON q.tenant_id = j.tenant_id "
-    "  LEFT JOIN tenant_claims c ON c.tenant_id = j.tenant_id "
-    "  WHERE j.status = 'queued' AND coalesce(j.next_attempt_at, '') <= :now "
-    "  AND coalesce(r.n, 0) < coalesce(q.max_running, :tenant_max_running) "
-    "  AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
-    "    SELECT count(*) FROM jobs x WHERE x.worker_id = j.worker_id "
-    "    AND x.status = 'running')) "
-    "  ORDER BY coalesce(r.n, 0), coalesce(c.last_claim, 0), "
-    "    coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT 1{skip_locked}"
-    ") AND status = 'queued' "
+    "WHERE seq = ({pick}) AND status = 'queued' "
     "AND (SELECT count(*) FROM jobs WHERE status = 'running' AND lease_owner = :owner) "
-    "< :max_running "
-    "RETURNING id, attempt, worker_id, tenant_id"
+    "< :max_running " + _CLAIM_RETURNING
 )
-# the tenant just served goes behind every tenant served before it
+_CLAIM_SQL = _CLAIM_UPDATE.replace("{pick}", _PICK_SQL.replace("{needs_check}", ""))
+# the tenant just served goes behind every tenant served before it; one already alone behind
+# them all is left as it is, so claims of one busy tenant do not queue on its row's lock
+_ALREADY_LAST = (
+    "NOT EXISTS (SELECT 1 FROM tenant_claims t WHERE t.tenant_id = {tenant} "
+    "AND NOT EXISTS (SELECT 1 FROM tenant_claims o WHERE o.last_claim >= t.last_claim "
+    "AND o.tenant_id <> t.tenant_id))"
+)
 _SERVED_SQL = (
     "INSERT INTO tenant_claims (tenant_id, last_claim) "
-    "VALUES (?, (SELECT coalesce(max(last_claim), 0) + 1 FROM tenant_claims)) "
+    "SELECT :tenant, (SELECT coalesce(max(last_claim), 0) + 1 FROM tenant_claims) "
+    "WHERE " + _ALREADY_LAST.format(tenant=":tenant") + " "
     "ON CONFLICT (tenant_id) DO UPDATE SET last_claim = excluded.last_claim"
+)
+_ATTEMPT_SQL = "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)"
+# PostgreSQL: the claim, its attempt row and the tenant's turn in one statement (one round
+# trip where SQLite's writer takes three statements at no network cost)
+_CLAIM_ONE_TRIP_SQL = "WITH c AS (" + _CLAIM_SQL + "), " + "{tail}"
+_CLAIM_TAIL = (
+    "a AS (INSERT INTO job_attempts (job_id, number, started_at) "
+    "  SELECT job_id, attempt, :now FROM c), "
+    "s AS (INSERT INTO tenant_claims (tenant_id, last_claim) "
+    "  SELECT tenant_id, (SELECT coalesce(max(last_claim), 0) + 1 FROM tenant_claims) FROM c "
+    "  WHERE " + _ALREADY_LAST.format(tenant="c.tenant_id") + " "
+    "  ON CONFLICT (tenant_id) DO UPDATE SET last_claim = excluded.last_claim) "
+    f"SELECT c.*, {_CLAIM_EXTRAS} FROM c{_CLAIM_EXTRAS_JOIN}"
+)
+_CLAIM_ONE_TRIP_SQL = _CLAIM_ONE_TRIP_SQL.replace("{tail}", _CLAIM_TAIL)
+# PostgreSQL, no limit to re-count (the common case): the same in one statement committing on
+# its own, one round trip; a row always comes back, its `needs_check` saying the first job has
+# a limit (nothing was claimed: the claim then goes the transactional way)
+_CLAIM_FAST_SQL = (
+    "WITH pick AS MATERIALIZED (" + _PICK_SQL.replace("{needs_check}", _NEEDS_CHECK) + "), "
+    "c AS ("
+    + _CLAIM_UPDATE.replace("{pick}", "SELECT seq FROM pick WHERE NOT needs_check")
+    + "), "
+    + _CLAIM_TAIL.replace(
+        "SELECT c.*", "SELECT c.*, (SELECT needs_check FROM pick) AS needs_check"
+    ).replace(" FROM c LEFT JOIN", " FROM (SELECT 1) one LEFT JOIN c ON true LEFT JOIN", 1)
+)
+_FINISH_SQL = (
+    "UPDATE jobs SET status = :status, result = :result, error = :error, "
+    "error_type = :error_type, next_attempt_at = :next, finished_at = :finished, "
+    "lease_owner = NULL, lease_expires_at = NULL, container_id = NULL, "
+    "lost_count = lost_count + :lost "
+    "WHERE id = :id AND attempt = :attempt AND status = 'running'"
+)
+_FINISH_ATTEMPT_SQL = (
+    "UPDATE job_attempts SET finished_at = :now, outcome = :outcome, exit_code = :exit_code, "
+    "error = :attempt_error WHERE job_id = :id AND number = :attempt"
 )
 
 
@@ -271,57 +351,75 @@ class JobStore:
             "max_running": max_running,
             "tenant_max_running": tenant_limit,
         }
+        dialect = self._db.dialect
+        one_trip = dialect.name == "postgres"
+        if one_trip:
+            claimed, needs_check = await self._claim_fast(params)
+            if claimed is not None or not needs_check:
+                return claimed  # None: nothing due, or this owner is full
+        sql = (_CLAIM_ONE_TRIP_SQL if one_trip else _CLAIM_SQL).format(
+            skip_locked=dialect.skip_locked
+        )
         try:
             async with self._db.transaction() as conn:
-                async with conn.execute(
-                    _CLAIM_SQL.format(skip_locked=self._db.dialect.skip_locked), params
-                ) as cur:
+                async with conn.execute(sql, params) as cur:
                     row = await cur.fetchone()
                 if row is None:
                     return None
-                await self._check_worker_limit(conn, row["worker_id"])
-                await self._check_tenant_limit(conn, row["tenant_id"], tenant_limit)
-                await conn.execute(
-                    "INSERT INTO job_attempts (job_id, number, started_at) VALUES (?, ?, ?)",
-                    (row["id"], row["attempt"], now),
-                )
-                await conn.execute(_SERVED_SQL, (row["tenant_id"],))
-                async with conn.execute(_CLAIMED_SQL, (row["id"],)) as cur:
-                    full = await cur.fetchone()
+                data = dict(row)
+                if not one_trip:
+                    async with conn.execute(_CLAIM_EXTRAS_SQL, (data["job_id"],)) as cur:
+                        extras = await cur.fetchone()
+                    data.update(dict(extras))
+                max_concurrency = data.pop("max_concurrency")
+                quota = data.pop("tenant_quota")
+                if max_concurrency is not None:
+                    await self._check_worker_limit(conn, data["worker_id"], int(max_concurrency))
+                limit = int(quota) if quota is not None else tenant_limit
+                if limit < _NO_LIMIT:
+                    await self._check_tenant_limit(conn, data["tenant_id"], limit)
+                if not one_trip:
+                    await conn.execute(_ATTEMPT_SQL, (data["job_id"], data["attempt"], now))
+                    await conn.execute(_SERVED_SQL, {"tenant": data["tenant_id"]})
         except _NoSlot:
             return None
-        return _claimed(full) if full is not None else None
+        return _claimed(data)
 
-    async def _check_worker_limit(self, conn: Any, worker_id: str) -> None:
+    async def _claim_fast(self, params: dict[str, Any]) -> tuple[Claimed | None, bool]:
+        """PostgreSQL, one round trip: the claim of a job with no running limit to re-count,
+        or (None, True) when the first job by fair share has one."""
+        rows = await self._db.write_one(
+            _CLAIM_FAST_SQL.format(skip_locked=self._db.dialect.skip_locked),
+            {**params, "no_limit": _NO_LIMIT},
+        )
+        first = dict(rows[0]) if rows else {}
+        needs_check = bool(first.pop("needs_check", False))
+        if first.get("job_id") is None:
+            return None, needs_check
+        first.pop("max_concurrency", None)
+        first.pop("tenant_quota", None)
+        return _claimed(first), False
+
+    async def _check_worker_limit(self, conn: Any, worker_id: str, limit: int) -> None:
         """Claims side by side each saw the others' running jobs as of their own start: under
         the worker's lock, a fresh count (this claim included) decides; over the limit, the
         claim rolls back. SQLite's single writer never gets here over the limit."""
-        async with conn.execute(
-            "SELECT max_concurrency FROM workers WHERE id = ?", (worker_id,)
-        ) as cur:
-            limit = await cur.fetchone()
-        if limit is None or limit[0] is None:
-            return
         await xact_lock(conn, self._db.dialect, f"worker:{worker_id}")
         async with conn.execute(
             "SELECT count(*) FROM jobs WHERE worker_id = ? AND status = 'running'", (worker_id,)
         ) as cur:
             running = await cur.fetchone()
-        if running is not None and int(running[0]) > int(limit[0]):
+        if running is not None and int(running[0]) > limit:
             raise _NoSlot
 
-    async def _check_tenant_limit(self, conn: Any, tenant_id: str, default: int) -> None:
+    async def _check_tenant_limit(self, conn: Any, tenant_id: str, limit: int) -> None:
         """The tenant's running quota, decided as the worker's limit is: side by side claims
         each counted the tenant's running jobs as of their own start, so under the tenant's
-        lock a fresh count (this claim included) decides. SQLite's single writer needs none."""
+        lock a fresh count (this claim included) decides. SQLite's single writer needs none;
+        a tenant with no running limit takes no lock (claims of one tenant stay side by side)."""
         if self._db.dialect.xact_lock is None:
             return
         await xact_lock(conn, self._db.dialect, f"tenant:{tenant_id}")
-        async with conn.execute(
-            "SELECT max_running FROM tenant_quotas WHERE tenant_id = ?", (tenant_id,)
-        ) as cur:
-            quota = await cur.fetchone()
-        limit = int(quota[0]) if quota is not None and quota[0] is not None else default
         async with conn.execute(
             "SELECT count(*) FROM jobs WHERE tenant_id = ? AND status = 'running'", (tenant_id,)
         ) as cur:
@@ -352,43 +450,52 @@ class JobStore:
         """False when the attempt is no longer the job's current one: its answer is dropped.
         With `lapsed_before` (a takeover), only while the lease is still lapsed then."""
         final = status is not JobStatus.QUEUED
-        lease_check = "" if lapsed_before is None else " AND lease_expires_at < ?"
+        params: dict[str, Any] = {
+            "status": status.value,
+            "result": _json(result) if status is JobStatus.SUCCEEDED else None,
+            "error": _json(msgspec.to_builtins(error)) if error and final else None,
+            "error_type": error.type if error and final else None,
+            "next": next_attempt_at,
+            "finished": now if final else None,
+            "lost": 1 if lost else 0,
+            "id": job_id,
+            "attempt": attempt,
+            "now": now,
+            "outcome": outcome.value,
+            "exit_code": exit_code,
+            "attempt_error": _json(msgspec.to_builtins(error)) if error else None,
+            "lapsed": lapsed_before,
+            "delivery": new_id("dlv"),
+        }
+        update = _FINISH_SQL + ("" if lapsed_before is None else " AND lease_expires_at < :lapsed")
+        if self._db.dialect.name == "postgres":
+            return await self._finish_one_trip(update, params, final)
         async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE jobs SET status = ?, result = ?, error = ?, error_type = ?, "
-                "next_attempt_at = ?, finished_at = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL, container_id = NULL, lost_count = lost_count + ? "
-                "WHERE id = ? AND attempt = ? AND status = 'running'" + lease_check,
-                (
-                    status.value,
-                    _json(result) if status is JobStatus.SUCCEEDED else None,
-                    _json(msgspec.to_builtins(error)) if error and final else None,
-                    error.type if error and final else None,
-                    next_attempt_at,
-                    now if final else None,
-                    1 if lost else 0,
-                    job_id,
-                    attempt,
-                    *([] if lapsed_before is None else [lapsed_before]),
-                ),
-            )
+            cur = await conn.execute(update, params)
             if cur.rowcount == 0:
                 return False
             if final:
                 await _queue_delivery(conn, job_id, now)
-            await conn.execute(
-                "UPDATE job_attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
-                "WHERE job_id = ? AND number = ?",
-                (
-                    now,
-                    outcome.value,
-                    exit_code,
-                    _json(msgspec.to_builtins(error)) if error else None,
-                    job_id,
-                    attempt,
-                ),
-            )
+            await conn.execute(_FINISH_ATTEMPT_SQL, params)
         return True
+
+    async def _finish_one_trip(self, update: str, params: dict[str, Any], final: bool) -> bool:
+        """PostgreSQL: the job's end, its attempt's and its webhook delivery in one statement
+        (its own transaction), one round trip instead of five."""
+        delivery = (
+            ", d AS (INSERT INTO webhook_deliveries (id, job_id, tenant_id, url, status, "
+            "attempts, next_attempt_at, created_at) SELECT :delivery, id, tenant_id, "
+            "webhook_url, 'pending', 0, :now, :now FROM j WHERE webhook_url IS NOT NULL)"
+            if final
+            else ""
+        )
+        sql = (
+            f"WITH j AS ({update} RETURNING id, tenant_id, webhook_url), "
+            f"a AS ({_FINISH_ATTEMPT_SQL} AND EXISTS (SELECT 1 FROM j)){delivery} "
+            "SELECT count(*) FROM j"
+        )
+        rows = await self._db.write_one(sql, params)
+        return bool(rows) and int(rows[0][0]) > 0
 
     async def set_container(self, job_id: str, attempt: int, container_id: str) -> None:
         """Binds the attempt to its container before the job reaches it, so recovery after a

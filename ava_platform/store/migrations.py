@@ -250,4 +250,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (delivery_id, number)
     );
     """,
+    # 10: the claim's fair share reads each tenant's first due job off an index (migration
+    # 8's order starts with per-tenant counts, which no index holds: without this, every
+    # claim sorted all due rows); its prefix serves what jobs_status_tenant did, one index
+    # fewer for every status change to maintain
+    """
+    CREATE INDEX jobs_tenant_due ON jobs
+        (status, tenant_id, (coalesce(next_attempt_at, created_at)), seq);
+    CREATE INDEX tenant_claims_order ON tenant_claims (last_claim);
+    DROP INDEX jobs_status_tenant;
+    """,
+    # 11: beside other processes, a build in progress is held by its process under a lease
+    # (renewed while it runs): a lapsed one is a dead process's, and another fails it
+    """
+    ALTER TABLE worker_versions ADD COLUMN build_owner TEXT;
+    ALTER TABLE worker_versions ADD COLUMN build_lease_until TEXT;
+    CREATE INDEX worker_versions_status ON worker_versions (status);
+    """,
 ]

@@ -63,9 +63,19 @@ class BuildStore:
         self._db = db
 
     async def add_building(
-        self, worker_id: str, *, digest: str, entrypoint: str, by: str, now: str
+        self,
+        worker_id: str,
+        *,
+        digest: str,
+        entrypoint: str,
+        by: str,
+        now: str,
+        owner: str | None = None,
+        lease_until: str | None = None,
     ) -> int:
-        """Records a new bundle version (status building); returns its number."""
+        """Records a new bundle version (status building); returns its number. Beside other
+        processes, `owner` (the building process) holds it until `lease_until`, renewed while
+        the build runs; a lapsed one is a dead process's (fail_unfinished)."""
         async with self._db.transaction() as conn:
             await xact_lock(conn, self._db.dialect, f"versions:{worker_id}")
             async with conn.execute(
@@ -76,9 +86,9 @@ class BuildStore:
             version = int(row[0]) if row else 1
             await conn.execute(
                 "INSERT INTO worker_versions (worker_id, version, source_digest, source_code, "
-                "entrypoint, image, status, created_at, created_by, bundle) "
-                "VALUES (?, ?, ?, NULL, ?, NULL, 'building', ?, ?, 1)",
-                (worker_id, version, digest, entrypoint, now, by),
+                "entrypoint, image, status, created_at, created_by, bundle, build_owner, "
+                "build_lease_until) VALUES (?, ?, ?, NULL, ?, NULL, 'building', ?, ?, 1, ?, ?)",
+                (worker_id, version, digest, entrypoint, now, by, owner, lease_until),
             )
         return version
 
@@ -131,15 +141,26 @@ class BuildStore:
         )
         return [_row(r) for r in rows], int(total[0]) if total else 0
 
-    async def fail_unfinished(self, reason: str, now: str) -> int:
-        """Builds that were running when the platform stopped: they failed."""
+    async def fail_unfinished(self, reason: str, now: str, *, lapsed_only: bool = False) -> int:
+        """Builds that were running when the platform stopped: they failed. With
+        `lapsed_only` (beside other processes), only those whose builder stopped renewing."""
+        lapsed = " AND (build_lease_until IS NULL OR build_lease_until < ?)" if lapsed_only else ""
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE worker_versions SET status = 'failed', error = ?, finished_at = ? "
-                "WHERE status = 'building'",
-                (reason, now),
+                "WHERE status = 'building'" + lapsed,
+                (reason, now, *([now] if lapsed_only else [])),
             )
             return int(cur.rowcount)
+
+    async def renew_builds(self, owner: str, until: str) -> None:
+        """Extends the leases of the builds `owner` runs."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE worker_versions SET build_lease_until = ? "
+                "WHERE status = 'building' AND build_owner = ?",
+                (until, owner),
+            )
 
     async def prunable(self, worker_id: str, *, keep: int, current: int) -> list[tuple[int, str]]:
         """(version, image) of ready bundle images beyond the newest `keep`, sparing the

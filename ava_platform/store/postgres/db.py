@@ -198,6 +198,14 @@ class PostgresDatabase:
         """The same as fetchall: the driver never blocks the loop, whatever the size."""
         return await self.fetchall(sql, params)
 
+    async def write_one(self, sql: str, params: Params = ()) -> list[Row]:
+        """Outside a transaction block, one statement commits on its own: no BEGIN, no COMMIT."""
+        text, args = bind(sql, params)
+        try:
+            return list(await self.pool.fetch(text, *args))
+        except DRIVER_ERRORS as exc:
+            raise _store_error("write", exc) from exc
+
     async def schema_version(self) -> int:
         row = await self.fetchone("SELECT coalesce(max(version), 0) FROM ava_schema_version")
         return int(row[0]) if row else 0

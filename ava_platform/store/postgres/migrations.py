@@ -234,4 +234,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (delivery_id, number)
     );
     """,
+    # 10: each tenant's first due job off an index (the twin of SQLite's 10)
+    """
+    CREATE INDEX jobs_tenant_due ON jobs
+        (status, tenant_id, (coalesce(next_attempt_at, created_at)), seq);
+    CREATE INDEX tenant_claims_order ON tenant_claims (last_claim);
+    DROP INDEX jobs_status_tenant;
+    """,
+    # 11: beside other processes, a build in progress is held by its process under a lease
+    # (renewed while it runs): a lapsed one is a dead process's, and another fails it
+    f"""
+    ALTER TABLE worker_versions ADD COLUMN build_owner {T};
+    ALTER TABLE worker_versions ADD COLUMN build_lease_until {T};
+    CREATE INDEX worker_versions_status ON worker_versions (status);
+    """,
 ]
