@@ -80,23 +80,77 @@ async def pump(sock: Any, on_output: OutputSink) -> None:
     """Reads until the engine ends the stream (the container exited or was removed), handing
     each piece to `on_output`; closes the socket when done, or when cancelled."""
     raw = raw_socket(sock)
-    loop = asyncio.get_running_loop()
-    frames = FrameReader()
+    reader = _Pump(raw, on_output)
     try:
         raw.setblocking(False)
-        while True:
-            try:
-                data = await loop.sock_recv(raw, READ_BYTES)
-            except OSError:
-                return  # the container went away; what was read is kept
-            if not data:
-                return
-            frames.push(data)
-            while (piece := frames.next()) is not None:
-                if piece[1]:
-                    on_output(*piece)
-                    await asyncio.sleep(0)
+        await reader.run()
     finally:
+        reader.stop()
         for part in (sock, raw):  # the SDK's wrapper does not close the socket beneath it
             with contextlib.suppress(OSError):
                 part.close()
+
+
+class _Pump:
+    """The socket stays registered with the loop while output trickles in (one read, one
+    piece per wake-up, nothing registered anew per read); a read that holds more than one
+    piece unregisters it while the rest is handed on, one piece per loop turn."""
+
+    def __init__(self, raw: socket.socket, on_output: OutputSink) -> None:
+        self._raw = raw
+        self._fd = raw.fileno()
+        self._on_output = on_output
+        self._frames = FrameReader()
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._done = False
+
+    async def run(self) -> None:
+        self._loop.add_reader(self._fd, self._readable)
+        await self._ended
+
+    def stop(self, exc: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._loop.remove_reader(self._fd)
+        if not self._ended.done():
+            if exc is None:
+                self._ended.set_result(None)
+            else:
+                self._ended.set_exception(exc)
+
+    def _readable(self) -> None:
+        try:
+            data = self._raw.recv(READ_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""  # the container went away; what was read is kept
+        if not data:
+            self.stop()
+            return
+        self._frames.push(data)
+        piece = self._frames.next()
+        if piece is not None and self._give(piece):
+            following = self._frames.next()
+            if following is not None:
+                self._loop.remove_reader(self._fd)
+                self._loop.call_soon(self._hand_on, following)
+
+    def _hand_on(self, piece: tuple[str, bytes]) -> None:
+        if self._done or not self._give(piece):
+            return
+        following = self._frames.next()
+        if following is None:
+            self._loop.add_reader(self._fd, self._readable)
+        else:
+            self._loop.call_soon(self._hand_on, following)
+
+    def _give(self, piece: tuple[str, bytes]) -> bool:
+        try:
+            self._on_output(*piece)
+        except Exception as exc:  # a bug in the sink: the attempt sees it, the loop does not
+            self.stop(exc)
+            return False
+        return True
