@@ -8,11 +8,13 @@ image, hardening flags and envelope, measured in the same run (every ratio's bas
 (c) cold latency: the same jobs with the pool off (AVA_WARM_POOL=0);
 (d) burst: 40 no-op jobs at concurrency 4, jobs/s against 40 plain runs 4 at a time.
 
-Run: .venv/bin/python bench/jobs.py  (or `make bench`)
+Run: .venv/bin/python bench/jobs.py  (or `make bench`); `--parts a --runtimes python` runs a
+part of it (`--help` for the options).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -141,50 +143,70 @@ def row(name: str, plain: float, ours: float, unit: str = "s") -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="abcd", help="which of (a)-(d) to run, e.g. 'ad'")
+    parser.add_argument(
+        "--runtimes", default=",".join(NOOP), help="runtimes of (a), comma-separated"
+    )
+    args = parser.parse_args()
+    parts, runtimes = set(args.parts), [r for r in args.runtimes.split(",") if r in NOOP]
     build_images(list(NOOP), log=lambda _l: None)
     for runtime in NOOP:
         plain_run(runtime)  # the page cache warm for both sides
     print(f"{'measure':<44}{'docker':>10}{'AVA':>10}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         with platform(tmp, "warm") as client:
-            for runtime, n in WARM_JOBS.items():
+            for runtime in runtimes if "a" in parts else []:
+                n = WARM_JOBS[runtime]
                 wid = worker(client, runtime)
                 paced(client, wid, 5, PACE_S)  # demand: the pool grows for this shape
                 ours, warm = paced(client, wid, n, PACE_S)
                 plain = [plain_run(runtime, i) for i in range(min(n, 20))]
                 row(f"(a) warm {runtime} p50 ({warm}/{n} warm)", pct(plain, 0.5), pct(ours, 0.5))
                 row(f"(a) warm {runtime} p90", pct(plain, 0.9), pct(ours, 0.9))
-            wid = worker(client, "python")
-            paced(client, wid, 5, PACE_S)
-            best = None
-            for pace in (0.3, 0.2, 0.15, 0.1, 0.05):
-                _, warm = paced(client, wid, 20, pace)
-                if warm >= 18:
-                    best = pace
-            print(
-                f"(b) highest pace with >= 90% warm: {f'{1 / best:.1f} jobs/s' if best else 'none'}"
-            )
-            wid = worker(client, "python")
-            rates = [
-                (plain_burst("python"), burst(lambda _i: job(client, wid)))
-                for _ in range(BURST_ROUNDS)
-            ]
-            plain_tp = statistics.median(r[0] for r in rates)
-            ours_tp = statistics.median(r[1] for r in rates)
-            print(
-                f"{'(d) burst 40 @4, jobs/s (ratio: AVA/docker)':<44}"
-                f"{plain_tp:>10.2f}{ours_tp:>10.2f}{ours_tp / plain_tp:>8.2f}"
-            )
-        with platform(tmp, "cold", AVA_WARM_POOL="0") as client:
-            wid = worker(client, "python")
-            job(client, wid)
-            plain, ours = [], []
-            for i in range(COLD_ROUNDS):  # interleaved: drift in the machine hits both alike
-                plain.append(plain_run("python", i))
-                ours.append(job(client, wid))
-            row("(c) cold python p50 (pool off)", pct(plain, 0.5), pct(ours, 0.5))
+            if "b" in parts:
+                highest_pace(client)
+            if "d" in parts:
+                burst_ratio(client)
+        if "c" in parts:
+            cold(tmp)
     print("ratios: AVA time / docker time for (a) and (c); AVA rate / docker rate for (d)")
     print("targets: warm p50 <= 0.05, p90 <= 0.10; cold <= 0.70; burst >= 1.6")
+
+
+def highest_pace(client: httpx.Client) -> None:
+    wid = worker(client, "python")
+    paced(client, wid, 5, PACE_S)
+    best = None
+    for pace in (0.3, 0.2, 0.15, 0.1, 0.05):
+        _, warm = paced(client, wid, 20, pace)
+        if warm >= 18:
+            best = pace
+    print(f"(b) highest pace with >= 90% warm: {f'{1 / best:.1f} jobs/s' if best else 'none'}")
+
+
+def burst_ratio(client: httpx.Client) -> None:
+    wid = worker(client, "python")
+    rates = [
+        (plain_burst("python"), burst(lambda _i: job(client, wid))) for _ in range(BURST_ROUNDS)
+    ]
+    plain_tp = statistics.median(r[0] for r in rates)
+    ours_tp = statistics.median(r[1] for r in rates)
+    print(
+        f"{'(d) burst 40 @4, jobs/s (ratio: AVA/docker)':<44}"
+        f"{plain_tp:>10.2f}{ours_tp:>10.2f}{ours_tp / plain_tp:>8.2f}"
+    )
+
+
+def cold(tmp: str) -> None:
+    with platform(tmp, "cold", AVA_WARM_POOL="0") as client:
+        wid = worker(client, "python")
+        job(client, wid)
+        plain, ours = [], []
+        for i in range(COLD_ROUNDS):  # interleaved: drift in the machine hits both alike
+            plain.append(plain_run("python", i))
+            ours.append(job(client, wid))
+        row("(c) cold python p50 (pool off)", pct(plain, 0.5), pct(ours, 0.5))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
 from typing import Any
 
 import docker
@@ -189,13 +188,6 @@ def exit_status(res: requests.Response) -> dict[str, Any]:
         return dict(res.json())
     finally:
         res.close()
-
-
-def send_stdin(sock: Any, data: bytes) -> None:
-    raw = getattr(sock, "_sock", sock)
-    raw.sendall(data if data.endswith(b"\n") else data + b"\n")
-    # half-close: the engine then closes the container's stdin, so the shim sees EOF
-    raw.shutdown(socket.SHUT_WR)
 
 
 def close_quietly(sock: Any) -> None:

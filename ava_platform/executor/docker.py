@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import docker.errors
 import requests
-from docker.utils.socket import frames_iter
 
 from ava_platform.errors import ExecutorError
+from ava_platform.executor import attach
 from ava_platform.executor.base import BindSink, ContainerRef, OutputSink, RunResult, RunSpec
 from ava_platform.executor.containers import (
     POOL_LABEL,
@@ -25,7 +25,6 @@ from ava_platform.executor.containers import (
     close_quietly,
     exit_status,
     job_labels,
-    send_stdin,
     shim_gone,
     translate,
 )
@@ -40,7 +39,6 @@ WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_second
 # ended containers whose removal may wait for a quiet engine (see _reap); beyond this many the
 # oldest is removed at once, so a sustained load never piles them up
 MAX_UNREMOVED = 32
-_STREAMS = {1: "stdout", 2: "stderr"}
 
 
 class DockerExecutor:
@@ -63,6 +61,7 @@ class DockerExecutor:
         self._reaping: set[asyncio.Task[None]] = set()
         self._unremoved: deque[str] = deque()
         self._sweeper: asyncio.Task[None] | None = None
+        self._readers: set[asyncio.Task[None]] = set()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -116,7 +115,7 @@ class DockerExecutor:
             reader = self._start_reader(sock, on_output)
             await self._call(self._engine.start, container_id)
             exited = await self._call(self._engine.watch_exit, container_id, spec.timeout_s)
-            await self._call(send_stdin, sock, spec.envelope)
+            await attach.send_stdin(sock, spec.envelope)
             return await self._finish(
                 container_id, spec, cancel, reader, exited, time.monotonic() - t0, result_seen
             )
@@ -149,7 +148,7 @@ class DockerExecutor:
                 # registered before the job arrives (the container removes itself on exit)
                 exited = idle.exited
                 reader = self._start_reader(idle.handle, on_output)
-                await self._call(send_stdin, idle.handle, spec.envelope)
+                await attach.send_stdin(idle.handle, spec.envelope)
             except (OSError, docker.errors.NotFound, requests.exceptions.RequestException):
                 # its shim is gone (the engine restarted?): so, likely, are the others
                 log.warning("warm_handover_failed", container_id=idle.container_id)
@@ -173,7 +172,7 @@ class DockerExecutor:
         container_id: str,
         spec: RunSpec,
         cancel: asyncio.Event,
-        reader: asyncio.Future[None],
+        reader: asyncio.Task[None],
         exited: requests.Response,
         start_latency_s: float,
         result_seen: asyncio.Event | None,
@@ -338,22 +337,13 @@ class DockerExecutor:
         ):
             await self.kill_and_remove(self._unremoved.popleft())
 
-    def _start_reader(self, sock: Any, on_output: OutputSink) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-
-        def pump() -> None:
-            try:
-                for stream_id, data in frames_iter(sock, tty=False):
-                    if data:
-                        loop.call_soon_threadsafe(
-                            on_output, _STREAMS.get(stream_id, "stdout"), data
-                        )
-            except OSError:
-                pass  # the container went away; what was read is kept
-            finally:
-                close_quietly(sock)
-
-        return loop.run_in_executor(self._pool, pump)
+    def _start_reader(self, sock: Any, on_output: OutputSink) -> asyncio.Task[None]:
+        """The attach socket read on the loop (executor/attach.py): no thread hop between
+        the container's output and the collector, and output paced to a slice per turn."""
+        task = asyncio.create_task(attach.pump(sock, on_output), name="ava-attach-reader")
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+        return task
 
     # -- blocking SDK calls (run on the pool) -----------------------------------------------
 
@@ -417,6 +407,10 @@ class DockerExecutor:
             await asyncio.wait_for(self._remove_unremoved(force=True), timeout=30)
         if self._reaping:  # a sweep started by a retirement above may still be removing one
             await asyncio.wait(set(self._reaping), timeout=30)
+        for reader in list(self._readers):  # their containers are gone: nothing more comes
+            reader.cancel()
+        if self._readers:
+            await asyncio.wait(set(self._readers), timeout=5)
         self._engine.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

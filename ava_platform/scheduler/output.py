@@ -51,23 +51,42 @@ class OutputCollector:
         self.frame_error: str | None = None
         self.truncated = False
         self.stored_bytes = 0
+        self._now = utcnow()
 
     # -- input ---------------------------------------------------------------------------
 
     def feed(self, stream: str, data: bytes) -> None:
+        # the lines of one piece arrived together: one timestamp for all (formatting a time
+        # per line was most of a tiny line's cost)
+        self._now = utcnow()
         buf = self._buffers.setdefault(stream, bytearray())
         buf.extend(data)
-        while True:
-            newline = buf.find(b"\n")
-            if newline < 0:
-                break
-            line = bytes(buf[:newline])
-            del buf[: newline + 1]
+        if buf.find(b"\n") < 0:
+            if len(buf) > MAX_LINE_BYTES:
+                self._overlong(stream, buf)
+            return
+        *lines, rest = bytes(buf).split(b"\n")
+        buf[:] = rest
+        if self.truncated:
+            lines = self._after_cap(stream, lines)
+        for line in lines:
             self._line(stream, line)
         if len(buf) > MAX_LINE_BYTES:
             self._overlong(stream, buf)
 
+    def _after_cap(self, stream: str, lines: list[bytes]) -> list[bytes]:
+        """Past the log cap no line is stored: only the ones that may carry the frame (or a
+        frame still being read) or stderr's end marker are looked at."""
+        if stream == "stdout":
+            if self._in_frame:
+                return lines[:1] + [line for line in lines[1:] if self._marker in line]
+            return [line for line in lines if self._marker in line]
+        if stream == "stderr" and not self.stderr_ended:
+            return [line for line in lines if self._end in line]
+        return []
+
     def close(self) -> None:
+        self._now = utcnow()
         for stream, buf in self._buffers.items():
             if buf:
                 self._line(stream, bytes(buf))
@@ -168,10 +187,10 @@ class OutputCollector:
         if self.truncated:
             return
         text = self._redactor(raw.decode("utf-8", errors="replace").rstrip("\r"))
-        size = len(text.encode()) + 1
+        size = (len(text) if text.isascii() else len(text.encode())) + 1
         if self.stored_bytes + size > self._budget:
             self.truncated = True
-            self._pending.append((utcnow(), "system", TRUNCATION_MARKER.format(cap=self._cap)))
+            self._pending.append((self._now, "system", TRUNCATION_MARKER.format(cap=self._cap)))
             return
         self.stored_bytes += size
-        self._pending.append((utcnow(), stream, text))
+        self._pending.append((self._now, stream, text))

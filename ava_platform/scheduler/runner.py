@@ -32,6 +32,9 @@ from ava_platform.store.logs import LogStore
 
 log = get_logger("ava.runner")
 FLUSH_INTERVAL_S = 0.1
+# lines per store transaction: a flood is written in bounded pieces, each a short hold of the
+# writer and of the loop (building its rows), with other work between them
+FLUSH_BATCH_LINES = 2000
 MAX_MESSAGE_CHARS = 2000  # what the API shows of a handler's error message
 CUT_MARKER = " …[cut]"
 RECORD_RETRY_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30, 30, 30)  # about 3 minutes in all
@@ -172,9 +175,11 @@ class AttemptRunner:
 
     async def _flush(self, claimed: Claimed, collector: OutputCollector) -> None:
         lines = collector.drain()
-        if lines:
+        for start in range(0, len(lines), FLUSH_BATCH_LINES):
+            batch = lines[start : start + FLUSH_BATCH_LINES]
+            last = start + FLUSH_BATCH_LINES >= len(lines)
             await self._logs.append(
-                claimed.job_id, claimed.attempt, lines, truncated=collector.truncated
+                claimed.job_id, claimed.attempt, batch, truncated=last and collector.truncated
             )
             self._events.changed(claimed.job_id)
 

@@ -135,3 +135,18 @@ def test_the_end_of_stderr_before_the_frame_waits_for_the_frame() -> None:
     assert seen == ["known"]
     c.close()
     assert lines(c) == [("stderr", "AVA-END-ffff")]
+
+
+def test_past_the_cap_lines_are_skipped_but_the_frame_and_end_marker_still_count() -> None:
+    seen: list[bool] = []
+    c = OutputCollector(NONCE, budget_bytes=20, on_result=lambda: seen.append(True))
+    c.feed("stdout", b"0123456789\n" * 5)  # the third line passes the budget
+    c.feed("stdout", b".\n" * 10_000 + b"tail " + frame({"ok": True, "result": 7})[:-9])
+    c.feed("stderr", b"late\n" * 100 + f"AVA-END-{NONCE}\n".encode())
+    assert not seen
+    c.feed("stdout", frame({"ok": True, "result": 7})[-9:])
+    assert seen == [True] and c.frame == {"ok": True, "result": 7}
+    stored = lines(c)
+    assert stored[0] == ("stdout", "0123456789") and len(stored) == 2
+    assert stored[1][0] == "system" and "log truncated" in stored[1][1]
+    assert c.truncated and c.stored_bytes == 11
