@@ -60,23 +60,35 @@ def vm(call, pid):
     mine = IOVec(ctypes.cast(buf, ctypes.c_void_p), 8)
     theirs = IOVec(ctypes.cast(buf, ctypes.c_void_p), 8)  # a fork maps the same address
     return outcome(call(pid, ctypes.byref(mine), 1, ctypes.byref(theirs), 1, 0))
-def handler(input, env):
+def traceme():
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.write(w, outcome(libc.ptrace(0, 0, None, None)).encode())  # PTRACE_TRACEME
-        time.sleep(60)
         os._exit(0)
     os.close(w)
-    out = {'traceme_in_child': os.read(r, 64).decode()}
+    seen = os.read(r, 64).decode()
+    os.waitpid(pid, 0)
+    return seen
+def on_a_fresh_child(call):
+    # one untraced child per call: a traced child would refuse a second tracer anyway
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
     try:
-        out['attach_child'] = outcome(libc.ptrace(16, pid, None, None))  # PTRACE_ATTACH
-        out['seize_child'] = outcome(libc.ptrace(0x4206, pid, None, None))  # PTRACE_SEIZE
-        out['process_vm_readv'] = vm(libc.process_vm_readv, pid)
-        out['process_vm_writev'] = vm(libc.process_vm_writev, pid)
+        return call(pid)
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+def handler(input, env):
+    out = {
+        'traceme_in_child': traceme(),
+        'attach_child': on_a_fresh_child(lambda pid: outcome(libc.ptrace(16, pid, None, None))),
+        'seize_child': on_a_fresh_child(lambda pid: outcome(libc.ptrace(0x4206, pid, None, None))),
+        'process_vm_readv': on_a_fresh_child(lambda pid: vm(libc.process_vm_readv, pid)),
+        'process_vm_writev': on_a_fresh_child(lambda pid: vm(libc.process_vm_writev, pid)),
+    }
     with open('/proc/self/status') as f:
         status = dict(line.split(':', 1) for line in f.read().splitlines() if ':' in line)
     out['seccomp'] = status['Seccomp'].strip()
@@ -139,6 +151,18 @@ def test_a_job_cannot_ptrace_or_read_the_memory_of_its_own_child(ava: Ava) -> No
     assert seen["seccomp"] == "2"  # filter mode
     # the engine's default profile and ava-seal's filter, stacked (the line is Linux >= 5.9's)
     assert seen["seccomp_filters"] in (None, "2"), seen
+
+
+def test_a_gvisor_job_cannot_ptrace_its_own_child_either(ava: Ava) -> None:
+    # runsc applies no engine profile inside its sandbox and its kernel implements ptrace:
+    # there ava-seal's filter, which gVisor enforces, is the only one the job sees
+    worker = ava.worker("python", PY_PTRACE, network="none", isolation="gvisor")
+    job = ava.run(worker["id"], None, wait=120)
+    assert job["status"] == "succeeded", job
+    seen = job["result"]
+    for call in PTRACE_CALLS:
+        assert seen[call] == "EPERM", (call, seen)
+    assert seen["seccomp"] == "2"
 
 
 def _gateway() -> str:
