@@ -15,6 +15,7 @@ import wasmtime
 
 from ava_platform.executor.runtime_images import RUNTIMES, build_images, runtime_image_tag
 from tests.integration import runtime_helpers as rh
+from tests.support import TEST_IMAGE_NAMESPACE
 
 pytestmark = pytest.mark.docker
 
@@ -446,7 +447,7 @@ def test_bad_envelopes(images: dict[str, str], runtime: str) -> None:
 
 
 def test_tags_follow_the_platform_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert runtime_image_tag("python") == "ava-test/runtime-python:0.1.0"  # the tests' own
+    assert runtime_image_tag("python") == f"{TEST_IMAGE_NAMESPACE}/runtime-python:0.1.0"
     monkeypatch.delenv("AVA_IMAGE_NAMESPACE")
     assert runtime_image_tag("python") == "ava/runtime-python:0.1.0"  # what `make up` runs
     with pytest.raises(ValueError, match="unknown runtime"):
