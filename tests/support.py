@@ -151,7 +151,8 @@ def process_server(
 
 # -- images: tests build and run under their own tags -------------------------------------------
 
-TEST_IMAGE_NAMESPACE = "ava-test"
+# AVA_TEST_IMAGE_NAMESPACE: branches tested at once on one engine keep their images apart.
+TEST_IMAGE_NAMESPACE = os.environ.get("AVA_TEST_IMAGE_NAMESPACE") or "ava-test"
 TEST_PLATFORM_IMAGE = f"{TEST_IMAGE_NAMESPACE}/platform:0.1.0"
 
 

@@ -2,8 +2,9 @@
 builder, so a unit test reads the spec the engine is given (README: Security model).
 
 The engine's default seccomp profile applies because no `seccomp=` option is ever passed (an
-`unconfined` one would switch it off); `no-new-privileges` stops setuid binaries regaining what
-`cap_drop=ALL` removed.
+`unconfined` one would switch it off). On top of it, the images' entrypoint (ava-seal,
+images/base/seal.c) stacks our own filter denying ptrace; nothing here overrides the entrypoint.
+`no-new-privileges` stops setuid binaries regaining what `cap_drop=ALL` removed.
 """
 
 from __future__ import annotations

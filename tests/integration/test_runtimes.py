@@ -15,6 +15,7 @@ import wasmtime
 
 from ava_platform.executor.runtime_images import RUNTIMES, build_images, runtime_image_tag
 from tests.integration import runtime_helpers as rh
+from tests.support import TEST_IMAGE_NAMESPACE
 
 pytestmark = pytest.mark.docker
 
@@ -265,6 +266,38 @@ def test_image_runs_as_non_root(images: dict[str, str], runtime: str) -> None:
         assert rh.run_job(tag, job, user=False).result["uid"] == 10001
 
 
+# Each handler returns its process's /proc/self/status: the job's own view of its seccomp filters.
+PROC_STATUS = {
+    "python": "def handler(input, env):\n    return open('/proc/self/status').read()\n",
+    "nodejs": "module.exports = async () => require('fs').readFileSync('/proc/self/status', 'utf8');\n",
+    "deno": "export default () => Deno.readTextFileSync('/proc/self/status');\n",
+    "shell": 'jq -Rs . /proc/self/status >"$AVA_RESULT"\n',
+}
+SEAL = "/usr/local/bin/ava-seal"
+
+
+def seccomp_filters(status: str) -> int:
+    lines = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    assert lines["Seccomp"].strip() == "2", status  # filter mode
+    return int(lines["Seccomp_filters"])
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_every_runtime_runs_its_jobs_under_the_seal(images: dict[str, str], runtime: str) -> None:
+    """The engine's default profile is one filter; ava-seal (the base image's entrypoint) stacks
+    its own on top, so a job shows at least two, whatever its runtime."""
+    tag = images[runtime]
+    entrypoint = json.loads(
+        rh.docker_output("image", "inspect", "-f", "{{json .Config.Entrypoint}}", tag)
+    )
+    assert entrypoint == [SEAL]
+    if runtime == "wasm":  # a WASI module cannot read /proc; the entrypoint seals any command
+        status = rh.docker_output("run", "--rm", *rh.HARDENING, tag, "cat", "/proc/self/status")
+    else:
+        status = rh.run_job(tag, rh.envelope(PROC_STATUS[runtime], input=None)).result
+    assert seccomp_filters(status) >= 2, status
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_the_end_of_stderr_is_marked_after_all_user_output(
     images: dict[str, str], runtime: str
@@ -414,7 +447,7 @@ def test_bad_envelopes(images: dict[str, str], runtime: str) -> None:
 
 
 def test_tags_follow_the_platform_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert runtime_image_tag("python") == "ava-test/runtime-python:0.1.0"  # the tests' own
+    assert runtime_image_tag("python") == f"{TEST_IMAGE_NAMESPACE}/runtime-python:0.1.0"
     monkeypatch.delenv("AVA_IMAGE_NAMESPACE")
     assert runtime_image_tag("python") == "ava/runtime-python:0.1.0"  # what `make up` runs
     with pytest.raises(ValueError, match="unknown runtime"):

@@ -45,6 +45,63 @@ def handler(input, env):
     out['write /tmp/ok'] = write('/tmp/ok')
     return out
 """
+# ptrace and the cross-process memory calls against the job's own child (same uid, same PID
+# namespace: the engine's default profile alone allows ptrace there), and PTRACE_TRACEME in it.
+PY_PTRACE = """
+import ctypes, errno, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+class IOVec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+def outcome(rc):
+    return 'ok' if rc != -1 else errno.errorcode.get(ctypes.get_errno(), '?')
+def vm(call, pid):
+    buf = ctypes.create_string_buffer(8)
+    mine = IOVec(ctypes.cast(buf, ctypes.c_void_p), 8)
+    theirs = IOVec(ctypes.cast(buf, ctypes.c_void_p), 8)  # a fork maps the same address
+    return outcome(call(pid, ctypes.byref(mine), 1, ctypes.byref(theirs), 1, 0))
+def traceme():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, outcome(libc.ptrace(0, 0, None, None)).encode())  # PTRACE_TRACEME
+        os._exit(0)
+    os.close(w)
+    seen = os.read(r, 64).decode()
+    os.waitpid(pid, 0)
+    return seen
+def on_a_fresh_child(call):
+    # one untraced child per call: a traced child would refuse a second tracer anyway
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        return call(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+def handler(input, env):
+    out = {
+        'traceme_in_child': traceme(),
+        'attach_child': on_a_fresh_child(lambda pid: outcome(libc.ptrace(16, pid, None, None))),
+        'seize_child': on_a_fresh_child(lambda pid: outcome(libc.ptrace(0x4206, pid, None, None))),
+        'process_vm_readv': on_a_fresh_child(lambda pid: vm(libc.process_vm_readv, pid)),
+        'process_vm_writev': on_a_fresh_child(lambda pid: vm(libc.process_vm_writev, pid)),
+    }
+    with open('/proc/self/status') as f:
+        status = dict(line.split(':', 1) for line in f.read().splitlines() if ':' in line)
+    out['seccomp'] = status['Seccomp'].strip()
+    out['seccomp_filters'] = status.get('Seccomp_filters', '').strip() or None
+    return out
+"""
+PTRACE_CALLS = (
+    "traceme_in_child",
+    "attach_child",
+    "seize_child",
+    "process_vm_readv",
+    "process_vm_writev",
+)
 PY_KERNEL = """
 import os, socket
 def handler(input, env):
@@ -82,6 +139,30 @@ def test_a_job_cannot_mount_unshare_load_modules_ptrace_setuid_or_write_outside_
     for path in ("/etc", "/usr", "", "/home", "/var"):
         assert seen[f"write {path}/planted"] in ("EROFS", "EACCES"), (path, seen)
     assert seen["write /tmp/ok"] == "ok"
+
+
+def test_a_job_cannot_ptrace_or_read_the_memory_of_its_own_child(ava: Ava) -> None:
+    worker = ava.worker("python", PY_PTRACE, network="none")
+    job = ava.run(worker["id"], None)
+    assert job["status"] == "succeeded", job
+    seen = job["result"]
+    for call in PTRACE_CALLS:
+        assert seen[call] == "EPERM", (call, seen)
+    assert seen["seccomp"] == "2"  # filter mode
+    # the engine's default profile and ava-seal's filter, stacked (the line is Linux >= 5.9's)
+    assert seen["seccomp_filters"] in (None, "2"), seen
+
+
+def test_a_gvisor_job_cannot_ptrace_its_own_child_either(ava: Ava) -> None:
+    # runsc applies no engine profile inside its sandbox and its kernel implements ptrace:
+    # there ava-seal's filter, which gVisor enforces, is the only one the job sees
+    worker = ava.worker("python", PY_PTRACE, network="none", isolation="gvisor")
+    job = ava.run(worker["id"], None, wait=120)
+    assert job["status"] == "succeeded", job
+    seen = job["result"]
+    for call in PTRACE_CALLS:
+        assert seen[call] == "EPERM", (call, seen)
+    assert seen["seccomp"] == "2"
 
 
 def _gateway() -> str:

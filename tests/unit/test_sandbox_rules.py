@@ -48,6 +48,7 @@ def test_every_container_keeps_the_default_seccomp_profile_and_drops_everything(
         options = hardening(shape)
         assert not any("seccomp" in o or "apparmor" in o for o in options["security_opt"])
         assert options["security_opt"] == ["no-new-privileges"]
+        assert "entrypoint" not in options  # ava-seal, the images' entrypoint, always runs
         assert options["cap_drop"] == ["ALL"] and "cap_add" not in options
         assert options["privileged"] is False and options["read_only"] is True
         assert options["pids_limit"] > 0 and options["mem_limit"] == "128m"

@@ -37,6 +37,8 @@ def test_the_task_template_carries_the_limits_and_hardening_and_no_envelope() ->
     assert container["ReadOnly"] is True
     assert container["CapabilityDrop"] == ["ALL"]
     assert container["Env"] == ["AVA_ENVELOPE_FILE=/run/secrets/ava-x-env"]
+    # the image's entrypoint (ava-seal, README: Security model) and CMD run as built
+    assert not {"Command", "Args", "Privileges"} & set(container)
     assert container["Secrets"][0]["File"] == {
         "Name": "ava-x-env",
         "UID": "10001",
