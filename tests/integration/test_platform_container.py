@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -117,38 +118,33 @@ def test_missing_runtime_image_is_built_on_start_and_runs_jobs(
                 "source_code": "#!/bin/bash\njq -c '{n: (.n + 1)}' > \"$AVA_RESULT\"\n",
             }
         )
-        job = ava.run_job(worker.id, {"n": 41})
-        done = ava.wait_for_job(job.id, timeout_s=120)
+        with _container_creates() as creates:
+            job = ava.run_job(worker.id, {"n": 41})
+            done = ava.wait_for_job(job.id, timeout_s=120)
     assert done.status == "succeeded", done
     assert done.result == {"n": 42}
-    assert _job_image(done.id) == SHELL_TAG  # the job ran in the image the container built
+    # the job ran in the image the container built
+    assert (SHELL_TAG, done.id) in creates, creates
     # the user's `ava/...` images (runtime images and platform) were not replaced or removed
     assert image_ids(user_image_refs()) == users_images
 
 
-def _job_image(job_id: str) -> str | None:
-    """The image of the job's (finished, kept or removed) container, from the engine's events."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            "10m",
-            "--until",
-            "0s",
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            f"label=ava.job_id={job_id}",
-            "--format",
-            "{{.From}}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    lines = out.stdout.split()
-    return lines[0] if lines else None
+@contextmanager
+def _container_creates() -> Iterator[list[tuple[str, str]]]:
+    """(image, job id) of each container the engine creates meanwhile, from a live event
+    stream: `docker events --since` replays only the engine's last 256 events, which a busy
+    engine can have overwritten by the time the job has ended."""
+    fmt = '{{.From}} {{index .Actor.Attributes "ava.job_id"}}'
+    argv = ["docker", "events", "--filter", "type=container", "--filter", "event=create"]
+    proc = subprocess.Popen([*argv, "--format", fmt], stdout=subprocess.PIPE, text=True)
+    found: list[tuple[str, str]] = []
+    time.sleep(0.5)  # the stream is open before anything is created
+    try:
+        yield found
+    finally:
+        time.sleep(0.5)  # the last events reach the stream
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        for line in out.splitlines():
+            image, _, job_id = line.partition(" ")
+            found.append((image, job_id.strip()))
