@@ -31,14 +31,11 @@ from typing import Any
 import msgspec
 
 from ava_platform.clock import SystemClock, utcnow
-from ava_platform.ids import new_id
 from ava_platform.models import (
     AttemptOutcome,
     Job,
     JobStatus,
-    Network,
     Role,
-    RunSettings,
     Runtime,
     WorkerCreate,
 )
@@ -49,19 +46,10 @@ from ava_platform.store.db import Database as SqliteDatabase
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.postgres.db import PostgresDatabase
 from ava_platform.store.workers import VersionStore, WorkerStore
+from tests.queued import FAR, RUN, queued_job
 
 JOBS = int(os.environ.get("AVA_BENCH_QUEUE_JOBS", "2000"))  # drained per measurement
 LOOPS_PER_PROCESS = 8  # concurrent claimers in one process (its AVA_MAX_CONCURRENT_JOBS)
-FAR = "9999-01-01T00:00:00.000000Z"
-RUN = RunSettings(
-    runtime=Runtime.PYTHON,
-    entrypoint="main.py",
-    timeout_seconds=30,
-    max_retries=0,
-    memory_mb=256,
-    cpus=1.0,
-    network=Network.NONE,
-)
 WHO = Principal("ten_bench", "usr_bench", Role.ADMIN)
 
 
@@ -88,17 +76,7 @@ async def seed(where: str, queued: int) -> str:
 
 
 def _job(worker_id: str, i: int) -> Job:
-    return Job(
-        id=new_id("job"),
-        tenant_id=WHO.tenant_id,
-        worker_id=worker_id,
-        worker_version=1,
-        status=JobStatus.QUEUED,
-        input={"i": i},
-        run=RUN,
-        created_by="u",
-        created_at=utcnow(),
-    )
+    return queued_job(WHO.tenant_id, worker_id, {"i": i})
 
 
 async def _finish(jobs: JobStore, job_id: str, attempt: int) -> None:

@@ -11,14 +11,10 @@ import pytest
 
 from ava_platform.clock import SystemClock, utcnow
 from ava_platform.errors import QuotaExceeded
-from ava_platform.ids import new_id
 from ava_platform.models import (
     AttemptOutcome,
-    Job,
     JobStatus,
-    Network,
     Role,
-    RunSettings,
     Runtime,
     WorkerCreate,
 )
@@ -28,18 +24,9 @@ from ava_platform.store.database import Database
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.quotas import QuotaStore, TenantQuota
 from ava_platform.store.workers import VersionStore, WorkerStore
+from tests.queued import FAR, queued_job
 
 _BY = {"updated_at": "2026-01-01T00:00:00.000000Z", "updated_by": "op"}
-FAR = "9999-01-01T00:00:00.000000Z"
-RUN = RunSettings(
-    runtime=Runtime.PYTHON,
-    entrypoint="main.py",
-    timeout_seconds=30,
-    max_retries=0,
-    memory_mb=256,
-    cpus=1.0,
-    network=Network.NONE,
-)
 
 
 @pytest.fixture
@@ -61,17 +48,7 @@ async def _enqueue(
 ) -> list[str]:
     ids = []
     for i in range(n):
-        job = Job(
-            id=new_id("job"),
-            tenant_id=tenant,
-            worker_id=worker_id,
-            worker_version=1,
-            status=JobStatus.QUEUED,
-            input={"i": i},
-            run=RUN,
-            created_by="u",
-            created_at=utcnow(),
-        )
+        job = queued_job(tenant, worker_id, {"i": i})
         await jobs.enqueue(job, msgspec.json.encode(job.input), None, "", max_queued=max_queued)
         ids.append(job.id)
     return ids

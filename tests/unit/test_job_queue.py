@@ -9,14 +9,10 @@ import msgspec
 import pytest
 
 from ava_platform.clock import SystemClock, utcnow
-from ava_platform.ids import new_id
 from ava_platform.models import (
     AttemptOutcome,
-    Job,
     JobStatus,
-    Network,
     Role,
-    RunSettings,
     Runtime,
     WorkerCreate,
 )
@@ -25,18 +21,9 @@ from ava_platform.service.workers import WorkerService
 from ava_platform.store.database import Database
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.workers import VersionStore, WorkerStore
+from tests.queued import FAR, queued_job
 
 ADMIN = Principal("ten_a", "usr_a", Role.ADMIN)
-FAR = "9999-01-01T00:00:00.000000Z"
-RUN = RunSettings(
-    runtime=Runtime.PYTHON,
-    entrypoint="main.py",
-    timeout_seconds=30,
-    max_retries=0,
-    memory_mb=256,
-    cpus=1.0,
-    network=Network.NONE,
-)
 
 
 @pytest.fixture
@@ -55,17 +42,7 @@ async def _worker(db: Database, **kw: object) -> str:
 async def _enqueue(jobs: JobStore, worker_id: str, n: int) -> list[str]:
     ids = []
     for i in range(n):
-        job = Job(
-            id=new_id("job"),
-            tenant_id="ten_a",
-            worker_id=worker_id,
-            worker_version=1,
-            status=JobStatus.QUEUED,
-            input={"i": i},
-            run=RUN,
-            created_by="u",
-            created_at=utcnow(),
-        )
+        job = queued_job("ten_a", worker_id, {"i": i})
         await jobs.enqueue(job, msgspec.json.encode(job.input), None, "")
         ids.append(job.id)
     return ids
@@ -190,17 +167,7 @@ async def test_idempotent_enqueues_side_by_side_make_one_job(db: Database) -> No
     wid = await _worker(db)
 
     async def enqueue() -> tuple[str, bool]:
-        job = Job(
-            id=new_id("job"),
-            tenant_id="ten_a",
-            worker_id=wid,
-            worker_version=1,
-            status=JobStatus.QUEUED,
-            input={},
-            run=RUN,
-            created_by="u",
-            created_at=utcnow(),
-        )
+        job = queued_job("ten_a", wid, {})
         got, created = await jobs.enqueue(job, b"{}", "same-key", "")
         return got.id, created
 

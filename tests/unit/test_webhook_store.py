@@ -8,47 +8,24 @@ import msgspec
 import pytest
 
 from ava_platform.clock import utcnow
-from ava_platform.ids import new_id
 from ava_platform.models import (
     AttemptOutcome,
     ErrorInfo,
     Job,
     JobStatus,
-    Network,
-    RunSettings,
-    Runtime,
 )
 from ava_platform.store.database import Database
 from ava_platform.store.jobs import JobFilters, JobStore
 from ava_platform.store.secrets import SealedSecret
 from ava_platform.store.webhooks import WEBHOOK_SECRET_NAME, DeliveryAttempt, WebhookStore
-from tests.unit.test_fair_share import FAR, _worker
+from tests.queued import FAR, queued_job
+from tests.unit.test_fair_share import _worker
 
-RUN = RunSettings(
-    runtime=Runtime.PYTHON,
-    entrypoint="main.py",
-    timeout_seconds=30,
-    max_retries=0,
-    memory_mb=256,
-    cpus=1.0,
-    network=Network.NONE,
-)
 HOOK = "https://hooks.example.com/ava"
 
 
 async def _enqueue(jobs: JobStore, worker_id: str, **fields: str | None) -> Job:
-    job = Job(
-        id=new_id("job"),
-        tenant_id="ten_a",
-        worker_id=worker_id,
-        worker_version=1,
-        status=JobStatus.QUEUED,
-        input={"n": 1},
-        run=RUN,
-        created_by="u",
-        created_at=utcnow(),
-        **fields,  # type: ignore[arg-type]
-    )
+    job = queued_job("ten_a", worker_id, {"n": 1}, **fields)
     stored, created = await jobs.enqueue(job, msgspec.json.encode(job.input), None, "")
     assert created
     return stored
