@@ -109,8 +109,6 @@ class JobsController(Controller):
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
-        principal = caller(request)
-        jobs = services(request).jobs
         reject_unknown_filters(
             request.query_params, {"filter[status]", "filter[worker_id]", *_FIND}
         )
@@ -123,8 +121,7 @@ class JobsController(Controller):
             created_after=created_after,
             created_before=created_before,
         )
-        items, total = await jobs.page(principal, query)
-        return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+        return await _page(request, query)
 
     @get(
         "/workers/{worker_id:str}/jobs",
@@ -142,8 +139,6 @@ class JobsController(Controller):
         page: Page = 1,
         per_page: PerPage = 20,
     ) -> JobPage:
-        principal = caller(request)
-        jobs = services(request).jobs
         reject_unknown_filters(request.query_params, {"filter[status]", *_FIND})
         query = JobQuery(
             status=status,
@@ -154,8 +149,7 @@ class JobsController(Controller):
             created_after=created_after,
             created_before=created_before,
         )
-        items, total = await jobs.page(principal, query)
-        return JobPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+        return await _page(request, query)
 
     @get("/jobs/{job_id:str}", summary="Get a job", **route(Permission.READ, 404))
     async def get_job(self, request: Req, job_id: FromPath[str]) -> Job:
@@ -220,6 +214,13 @@ class JobsController(Controller):
         if NDJSON in accept:
             return Stream(_lines(jobs, principal, job_id, ndjson=True), media_type=NDJSON)
         return Stream(_lines(jobs, principal, job_id, ndjson=False), media_type=TEXT)
+
+
+async def _page(request: Req, query: JobQuery) -> JobPage:
+    """The page both job lists answer: the same query, with or without the worker in the path."""
+    items, total = await services(request).jobs.page(caller(request), query)
+    meta = PageMeta(page=query.page, per_page=query.per_page, total=total)
+    return JobPage(data=items, meta=meta)
 
 
 async def _lines(jobs: JobService, who: Any, job_id: str, *, ndjson: bool) -> AsyncIterator[bytes]:
