@@ -21,6 +21,19 @@ MIN_INTERNAL_SECRET_LEN = 16
 _URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 
+class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The prewarmed-container pool (README: warm starts); AVA_WARM_POOL=0 turns it off.
+    The defaults let one shape meet a burst with a full pool (8 idle containers hold ~15 MB
+    each: their memory limits are what max_idle_memory_mb caps)."""
+
+    enabled: bool = True
+    min_per_shape: int = 0
+    max_per_shape: int = 8
+    idle_ttl_s: float = 60.0
+    max_idle: int = 8
+    max_idle_memory_mb: int = 2048
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     internal_secret: str
     secret_key: bytes
@@ -39,13 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_retention: int = 5
     ca_bundle: Path | None = None
     docker_host: str | None = None
-    # the prewarmed-container pool (README: warm starts); AVA_WARM_POOL=0 turns it off
-    warm_pool: bool = True
-    warm_min_per_shape: int = 0
-    warm_max_per_shape: int = 4
-    warm_idle_ttl_s: float = 60.0
-    warm_max_idle: int = 8
-    warm_max_idle_memory_mb: int = 2048
+    warm: PoolSettings = PoolSettings()
     # older keys that still decrypt (AVA_SECRET_KEY="new,old"); secret_key encrypts
     previous_secret_keys: tuple[bytes, ...] = ()
     build_concurrency: int = 1
@@ -114,6 +121,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 EXECUTORS = ("local", "swarm")
 
 
+def _pool(env: Mapping[str, str]) -> PoolSettings:
+    d = PoolSettings()
+    return PoolSettings(
+        enabled=_int(env, "AVA_WARM_POOL", int(d.enabled), 0) > 0,
+        min_per_shape=_int(env, "AVA_WARM_MIN", d.min_per_shape, 0),
+        max_per_shape=_int(env, "AVA_WARM_MAX", d.max_per_shape, 0),
+        idle_ttl_s=max(10.0, _float(env, "AVA_WARM_IDLE_TTL_S", d.idle_ttl_s)),
+        max_idle=_int(env, "AVA_WARM_MAX_IDLE", d.max_idle, 0),
+        max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", d.max_idle_memory_mb, 0),
+    )
+
+
 def _executor(env: Mapping[str, str]) -> str:
     name = (env.get("AVA_EXECUTOR") or "local").strip().lower()
     if name not in EXECUTORS:
@@ -167,12 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         job_poll_interval_s=_float(env, "AVA_POLL_INTERVAL_S", 0.5),
         ca_bundle=Path(ca) if ca else None,
         docker_host=env.get("AVA_DOCKER_HOST") or env.get("DOCKER_HOST") or None,
-        warm_pool=_int(env, "AVA_WARM_POOL", 1, 0) > 0,
-        warm_min_per_shape=_int(env, "AVA_WARM_MIN", 0, 0),
-        warm_max_per_shape=_int(env, "AVA_WARM_MAX", 4, 0),
-        warm_idle_ttl_s=max(10.0, _float(env, "AVA_WARM_IDLE_TTL_S", 60.0)),
-        warm_max_idle=_int(env, "AVA_WARM_MAX_IDLE", 8, 0),
-        warm_max_idle_memory_mb=_int(env, "AVA_WARM_MAX_IDLE_MEMORY_MB", 2048, 0),
+        warm=_pool(env),
         executor=_executor(env),
         swarm_constraints=_constraints(env.get("AVA_SWARM_CONSTRAINTS", "")),
         tenant_max_running=_int(env, "AVA_TENANT_MAX_RUNNING", 0, 0),

@@ -14,7 +14,6 @@ from ava_platform.executor.docker import DockerExecutor
 from ava_platform.executor.egress import EgressGuard
 from ava_platform.executor.sandbox import EngineSandbox
 from ava_platform.executor.swarm import SwarmExecutor
-from ava_platform.executor.warm import PoolSettings
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
@@ -76,14 +75,7 @@ def build_executor(settings: Settings, egress: EgressGuard) -> Executor:
         platform_id=platform_id(settings),
         base_url=settings.docker_host,
         egress=egress,
-        pool=PoolSettings(
-            enabled=settings.warm_pool,
-            min_per_shape=settings.warm_min_per_shape,
-            max_per_shape=settings.warm_max_per_shape,
-            idle_ttl_s=settings.warm_idle_ttl_s,
-            max_idle=settings.warm_max_idle,
-            max_idle_memory_mb=settings.warm_max_idle_memory_mb,
-        ),
+        pool=settings.warm,
     )
 
 

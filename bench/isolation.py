@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ava_platform.config import PoolSettings
 from ava_platform.executor.base import RunSpec
 from ava_platform.executor.docker import DockerExecutor
-from ava_platform.executor.warm import PoolSettings
 from ava_platform.images import runtime_image_tag
 from runtimes import noop_envelope
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import docker.errors
 import requests
 
+from ava_platform.config import PoolSettings
 from ava_platform.errors import ExecutorError
 from ava_platform.executor import attach
 from ava_platform.executor.base import BindSink, ContainerRef, OutputSink, RunResult, RunSpec
@@ -29,7 +30,7 @@ from ava_platform.executor.containers import (
     translate,
 )
 from ava_platform.executor.egress import EgressGuard
-from ava_platform.executor.warm import Idle, PoolSettings, Shape, WarmPool
+from ava_platform.executor.warm import Idle, Shape, WarmPool
 from ava_platform.log import get_logger
 
 log = get_logger("ava.executor")

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ava_platform.config import PoolSettings
+
 DEMAND_WINDOW_S = 10.0
 # a container this close to its TTL is not handed out: its shim may exit under the job
 HANDOUT_MARGIN_S = 3.0
@@ -34,16 +36,6 @@ class Shape(NamedTuple):
     def label(self) -> str:
         net = "egress" if self.network_enabled else "none"
         return f"{self.image}|{self.memory_mb}m|{self.cpus:g}cpu|{net}|{self.isolation}"
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    enabled: bool = True
-    min_per_shape: int = 0
-    max_per_shape: int = 4
-    idle_ttl_s: float = 60.0
-    max_idle: int = 8
-    max_idle_memory_mb: int = 2048
 
 
 @dataclass

@@ -4,14 +4,8 @@ its TTL."""
 
 from __future__ import annotations
 
-from ava_platform.executor.warm import (
-    DEMAND_WINDOW_S,
-    HANDOUT_MARGIN_S,
-    Idle,
-    PoolSettings,
-    Shape,
-    WarmPool,
-)
+from ava_platform.config import PoolSettings
+from ava_platform.executor.warm import DEMAND_WINDOW_S, HANDOUT_MARGIN_S, Idle, Shape, WarmPool
 
 PY = Shape("ava/runtime-python:0.1.0", 256, 1.0, False)
 JS = Shape("ava/runtime-nodejs:0.1.0", 256, 1.0, False)
