@@ -15,8 +15,8 @@ from litestar.response.sse import ServerSentEventMessage
 
 from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import STORE_INT_MAX, operation, route
-from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
-from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus, PageMeta
+from ava_platform.api.paging import Page, PerPage, page_body, reject_unknown_filters
+from ava_platform.models import FINISHED, Job, JobCreate, JobPage, JobStatus
 from ava_platform.service.auth import Permission
 from ava_platform.service.jobs import MAX_WAIT_S, JobQuery, JobService
 
@@ -218,9 +218,8 @@ class JobsController(Controller):
 
 async def _page(request: Req, query: JobQuery) -> JobPage:
     """The page both job lists answer: the same query, with or without the worker in the path."""
-    items, total = await services(request).jobs.page(caller(request), query)
-    meta = PageMeta(page=query.page, per_page=query.per_page, total=total)
-    return JobPage(data=items, meta=meta)
+    items, total = await services(request).jobs.page_json(caller(request), query)
+    return page_body(JobPage, items, page=query.page, per_page=query.per_page, total=total)
 
 
 async def _lines(jobs: JobService, who: Any, job_id: str, *, ndjson: bool) -> AsyncIterator[bytes]:

@@ -9,10 +9,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from ava_platform.api.deps import Req, caller, services
 from ava_platform.api.openapi import route
-from ava_platform.api.paging import Page, PerPage, reject_unknown_filters
+from ava_platform.api.paging import Page, PerPage, page_body, reject_unknown_filters
 from ava_platform.errors import BadRequest
 from ava_platform.models import (
-    PageMeta,
     Runtime,
     Worker,
     WorkerCreate,
@@ -58,8 +57,8 @@ class WorkersController(Controller):
             # names never hold them (validation.check_name), and a NUL cuts a full-text query
             raise BadRequest("q must not contain control characters", code="bad_request")
         query = WorkerQuery(status=status, runtime=runtime, q=q, page=page, per_page=per_page)
-        items, total = await workers.list(principal, query)
-        return WorkerPage(data=items, meta=PageMeta(page=page, per_page=per_page, total=total))
+        items, total = await workers.list_json(principal, query)
+        return page_body(WorkerPage, items, page=page, per_page=per_page, total=total)
 
     @post(
         "/",

@@ -187,10 +187,15 @@ class JobService:
         return job
 
     async def page(self, who: Principal, query: JobQuery) -> tuple[list[Job], int]:
+        body, total = await self.page_json(who, query)
+        return msgspec.json.decode(body, type=list[Job]), total
+
+    async def page_json(self, who: Principal, query: JobQuery) -> tuple[bytes, int]:
+        """The page's jobs as the JSON array the store builds (a list route serves it as is)."""
         who.require(Permission.READ)
         if query.worker_id is not None:
             await self._workers.get(who, query.worker_id)
-        return await self._jobs.page(
+        return await self._jobs.page_json(
             who.tenant_id,
             status=query.status,
             worker_id=query.worker_id,

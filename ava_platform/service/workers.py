@@ -140,8 +140,13 @@ class WorkerService:
         return worker
 
     async def list(self, who: Principal, query: WorkerQuery) -> tuple[list[Worker], int]:
+        body, total = await self.list_json(who, query)
+        return msgspec.json.decode(body, type=list[Worker]), total
+
+    async def list_json(self, who: Principal, query: WorkerQuery) -> tuple[bytes, int]:
+        """The page's workers as the JSON array the store builds (served as is)."""
         who.require(Permission.READ)
-        return await self._store.list(
+        return await self._store.list_json(
             who.tenant_id,
             status=query.status,
             runtime=query.runtime.value if query.runtime else None,

@@ -12,7 +12,7 @@ from ava_platform.errors import QuotaExceeded
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
-from ava_platform.store.json_rows import decode_job, job_object
+from ava_platform.store.json_rows import decode_job, job_object, json_array
 from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
@@ -305,6 +305,28 @@ class JobStore:
         offset: int,
         filters: JobFilters | None = None,
     ) -> tuple[list[Job], int]:
+        body, total = await self.page_json(
+            tenant_id,
+            status=status,
+            worker_id=worker_id,
+            limit=limit,
+            offset=offset,
+            filters=filters,
+        )
+        return msgspec.json.decode(body, type=list[Job]), total
+
+    async def page_json(
+        self,
+        tenant_id: str,
+        *,
+        status: JobStatus | None,
+        worker_id: str | None,
+        limit: int,
+        offset: int,
+        filters: JobFilters | None = None,
+    ) -> tuple[bytes, int]:
+        """A page of the tenant's jobs, newest first, as the JSON array of `Job`s the database
+        builds (served as is), and how many jobs match."""
         clauses, params = ["tenant_id = ?"], [tenant_id]
         if status is not None:
             clauses.append("status = ?")
@@ -320,7 +342,7 @@ class JobStore:
             f"{self._job_json} WHERE {where} ORDER BY j.seq DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [decode_job(r[0]) for r in rows], int(total[0]) if total else 0
+        return json_array(rows), int(total[0]) if total else 0
 
     async def status(self, job_id: str) -> JobStatus | None:
         row = await self._db.fetchone("SELECT status FROM jobs WHERE id = ?", (job_id,))

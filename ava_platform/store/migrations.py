@@ -267,4 +267,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE worker_versions ADD COLUMN build_lease_until TEXT;
     CREATE INDEX worker_versions_status ON worker_versions (status);
     """,
+    # 12: jobs queued before a worker's isolation existed get its default in their settings,
+    # so every stored job is whole as the API serves it (job lists are served as stored, #16)
+    """
+    UPDATE jobs SET run = json_set(run, '$.isolation', 'container')
+        WHERE run IS NOT NULL AND json_extract(run, '$.isolation') IS NULL;
+    """,
 ]

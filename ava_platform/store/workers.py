@@ -10,7 +10,7 @@ import msgspec
 
 from ava_platform.models import Worker, WorkerStatus, WorkerVersion
 from ava_platform.store.database import Database, Dialect, Row, xact_lock
-from ava_platform.store.json_rows import decode_worker, worker_object
+from ava_platform.store.json_rows import decode_worker, json_array, worker_object
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
@@ -136,13 +136,30 @@ class WorkerStore:
         limit: int,
         offset: int,
     ) -> tuple[list[Worker], int]:
+        body, total = await self.list_json(
+            tenant_id, status=status, runtime=runtime, q=q, limit=limit, offset=offset
+        )
+        return msgspec.json.decode(body, type=list[Worker]), total
+
+    async def list_json(
+        self,
+        tenant_id: str,
+        *,
+        status: WorkerStatus | None,
+        runtime: str | None,
+        q: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[bytes, int]:
+        """A page of the tenant's workers, newest first, as the JSON array of `Worker`s the
+        database builds (served as is), and how many match."""
         where, params = _filters(self._db.dialect, tenant_id, status, runtime, q)
         total_row = await self._db.fetchone(f"SELECT count(*) FROM workers WHERE {where}", params)
         rows = await self._db.fetchall(
             f"{self._worker_json} WHERE {where} ORDER BY w.seq DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [decode_worker(r[0]) for r in rows], int(total_row[0]) if total_row else 0
+        return json_array(rows), int(total_row[0]) if total_row else 0
 
 
 def _filters(

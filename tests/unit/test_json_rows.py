@@ -110,6 +110,10 @@ async def test_a_job_with_attempts_reads_back_whole_by_id_and_in_a_page(
         ADMIN.tenant_id, status=None, worker_id=worker.id, limit=10, offset=0
     )
     assert (page, total) == ([job], 1)
+    served, _ = await jobs.page_json(
+        ADMIN.tenant_id, status=None, worker_id=worker.id, limit=10, offset=0
+    )
+    assert as_encoded(served) == msgspec.json.encode([job])
     assert await jobs.get("ten_other", queued.id) is None  # another tenant's job: not found
 
 
@@ -132,6 +136,16 @@ async def test_a_worker_reads_back_whole_by_id_and_in_a_list(store_db: Database)
     assert await workers.get(ADMIN, made.id) == made
     found, total = await workers.list(ADMIN, WorkerQuery())
     assert (found, total) == ([made], 1)
-    plain = await workers.create(ADMIN, WorkerCreate(name="plain", runtime=Runtime.SHELL))
+    plain = await workers.create(ADMIN, WorkerCreate(name="plain", runtime=Runtime.SHELL, cpus=1.0))
     assert plain.input_schema is None and plain.max_concurrency is None
     assert await workers.get(ADMIN, plain.id) == plain
+    # a list is served as the database built it: the model's own JSON, a float still a float
+    served, total = await workers.list_json(ADMIN, WorkerQuery())
+    assert total == 2 and as_encoded(served) == msgspec.json.encode([plain, made])
+    assert b'"cpus":1.0' in as_encoded(served)
+
+
+def as_encoded(served: bytes) -> bytes:
+    """The served JSON with its whitespace dropped (PostgreSQL spaces its objects out) but its
+    key order and number spelling kept: a float served as an int would differ here."""
+    return msgspec.json.encode(msgspec.json.decode(served))

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from ava_platform.clock import SystemClock
 from ava_platform.models import (
+    Job,
     PatchableStatus,
     Role,
     Runtime,
@@ -25,6 +27,7 @@ from ava_platform.models import (
 from ava_platform.service.auth import Principal
 from ava_platform.service.workers import WorkerQuery, WorkerService
 from ava_platform.store.db import Database, Params
+from ava_platform.store.jobs import JobStore
 from ava_platform.store.migrations import MIGRATIONS
 from ava_platform.store.workers import VersionStore, WorkerStore
 from tests.support import headers, thread_server
@@ -74,7 +77,8 @@ async def test_second_open_changes_nothing(db_path: Path) -> None:
 async def test_older_file_is_migrated_forward_keeping_its_rows(db_path: Path) -> None:
     with sqlite3.connect(db_path, isolation_level=None) as conn:
         conn.executescript(MIGRATIONS[0])
-        conn.execute("PRAGMA user_version = 1")
+        conn.executescript(MIGRATIONS[1])
+        conn.execute("PRAGMA user_version = 2")
         conn.execute(
             "INSERT INTO workers (id, tenant_id, name, description, runtime, entrypoint, "
             "source_code, config, secrets, timeout_seconds, max_retries, memory_mb, cpus, "
@@ -82,6 +86,12 @@ async def test_older_file_is_migrated_forward_keeping_its_rows(db_path: Path) ->
             "VALUES ('wkr_old', 'ten_a', 'old one', '', 'python', 'main.py', NULL, '{}', '[]', "
             "300, 0, 256, 1.0, 'egress', NULL, 'active', 1, '2024-01-01T00:00:00.000000Z', "
             "'2024-01-01T00:00:00.000000Z', 'usr_a')"
+        )
+        conn.execute(
+            "INSERT INTO jobs (id, tenant_id, worker_id, worker_version, status, input, result, "
+            "attempt, max_retries, trigger, created_by, created_at, finished_at) "
+            "VALUES ('job_old', 'ten_a', 'wkr_old', 1, 'succeeded', '{\"n\":1.0}', '[1]', 1, 0, "
+            "'api', 'usr_a', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:01.000000Z')"
         )
     db = await open_db(db_path)
     try:
@@ -93,6 +103,14 @@ async def test_older_file_is_migrated_forward_keeping_its_rows(db_path: Path) ->
             "ten_a", status=None, runtime=None, q="old", limit=20, offset=0
         )
         assert count == 1 and [w.id for w in found] == ["wkr_old"]
+        # a job older than its settings gets them, isolation (added later still) included,
+        # whole in the JSON a list serves as stored
+        jobs = JobStore(db)
+        body, total = await jobs.page_json("ten_a", status=None, worker_id=None, limit=20, offset=0)
+        (job,) = msgspec.json.decode(body, type=list[Job])
+        assert total == 1 and job.input == {"n": 1.0} and job.result == [1]
+        assert job.run.isolation == "container" and job.run.runtime == "python"
+        assert msgspec.json.encode(msgspec.json.decode(body)) == msgspec.json.encode([job])
     finally:
         await db.close()
 

@@ -248,4 +248,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE worker_versions ADD COLUMN build_lease_until {T};
     CREATE INDEX worker_versions_status ON worker_versions (status);
     """,
+    # 12: as SQLite's 12 (jobs whose settings predate isolation get its default)
+    """
+    UPDATE jobs SET run = (run::jsonb || '{"isolation": "container"}'::jsonb)::text
+        WHERE run IS NOT NULL AND run::jsonb -> 'isolation' IS NULL;
+    """,
 ]
