@@ -111,13 +111,15 @@ def hits(client: httpx.Client) -> int:
 
 
 def settle(client: httpx.Client, limit_s: float = 30.0) -> None:
-    """Waits for the pool to be full (no refill running): a refill left over from AVA's turn
-    would take engine time from the plain runs measured next, and flatter the ratio."""
+    """Waits for the pool to be full and every ended container removed: a refill or a removal
+    left over from AVA's turn would take engine time from the plain runs measured next, and
+    flatter the ratio."""
     url = client.base_url_root  # type: ignore[attr-defined]
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        shapes = httpx.get(f"{url}/readyz", timeout=10).json()["pool"]["shapes"]
-        if all(s["creating"] == 0 and s["idle"] >= s["target"] for s in shapes):
+        pool = httpx.get(f"{url}/readyz", timeout=10).json()["pool"]
+        full = all(s["creating"] == 0 and s["idle"] >= s["target"] for s in pool["shapes"])
+        if full and pool["removals_pending"] == 0:
             return
         time.sleep(0.1)
 

@@ -328,6 +328,8 @@ class DockerExecutor:
         stats["handover_ms_p50"] = (
             round(handover[len(handover) // 2] * 1000, 2) if handover else None
         )
+        # ended containers not yet removed (their removal waits for a quiet engine)
+        stats["removals_pending"] = len(self._unremoved) + len(self._reaping)
         return stats
 
     def _reap(self, container_id: str, sock: Any = None, exited: Any = None) -> None:
