@@ -102,7 +102,9 @@ class Containers:
         api = self.api()
         host_config = api.create_host_config(
             **hardening(shape, auto_remove=auto_remove),
-            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
+            # the output comes over the attach stream; the engine keeping a copy on disk too
+            # was a third of its CPU for a chatty job, and the container is removed anyway
+            log_config=LogConfig(type="none"),
             ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
         )
         config = api.create_container_config(
