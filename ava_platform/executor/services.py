@@ -35,7 +35,7 @@ from ava_platform.executor.sandbox_spec import PIDS_LIMIT, TMPFS_MB
 
 SERVICE_LABEL = "ava.service"  # on an envelope secret: the name of its attempt's service
 ENVELOPE_FILE_ENV = "AVA_ENVELOPE_FILE"
-SECRET_MAX_BYTES = 500 * 1024  # the swarm's limit on one secret
+SECRET_MAX_BYTES = 500 * 1024 - 1  # the swarm holds a secret of less than 500 KiB
 SHIM_UID = SHIM_USER.split(":")[0]
 # a task's states after which it never runs again
 TERMINAL = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
@@ -99,20 +99,30 @@ class Services:
             self._none_network = str(created["Id"])
         return self._none_network
 
-    def create_secret(self, service_name: str, envelope: bytes) -> tuple[str, str]:
-        """(id, name) of a secret holding the envelope; the secret's name and labels say
-        nothing of what is in it."""
-        name = f"{service_name}-env"
+    def create_secrets(self, service_name: str, envelope: bytes) -> list[tuple[str, str]]:
+        """(id, name) of the secrets holding the envelope in order, SECRET_MAX_BYTES each at
+        most (a 1 MiB input needs three); their names and labels say nothing of what is in
+        them. A failure part way removes those already made."""
         labels = self._labels({SERVICE_LABEL: service_name})
-        created = self.api().create_secret(name, envelope, labels=labels)
-        return str(created["ID"]), name
+        made: list[tuple[str, str]] = []
+        try:
+            for i, at in enumerate(range(0, max(1, len(envelope)), SECRET_MAX_BYTES)):
+                name = f"{service_name}-env" + (f"-{i}" if i else "")
+                chunk = envelope[at : at + SECRET_MAX_BYTES]
+                created = self.api().create_secret(name, chunk, labels=labels)
+                made.append((str(created["ID"]), name))
+        except Exception:
+            for secret_id, _ in made:
+                self.remove_secret(secret_id)
+            raise
+        return made
 
     def create(
         self,
         name: str,
         spec: RunSpec,
         image_id: str,
-        secret: tuple[str, str],
+        secrets: list[tuple[str, str]],
         network_id: str | None,
     ) -> str:
         body = {
@@ -120,7 +130,7 @@ class Services:
             "Labels": self._labels(job_labels(spec)),
             "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
             "TaskTemplate": task_template(
-                spec, image_id, secret, network_id, self._labels(job_labels(spec))
+                spec, image_id, secrets, network_id, self._labels(job_labels(spec))
             )
             | {"Placement": {"Constraints": list(self.constraints)}},
         }
@@ -195,15 +205,16 @@ def service_name(spec: RunSpec) -> str:
 def task_template(
     spec: RunSpec,
     image_id: str,
-    secret: tuple[str, str],
+    secrets: list[tuple[str, str]],
     network_id: str | None,
     labels: dict[str, str],
 ) -> dict[str, Any]:
-    secret_id, secret_name = secret
+    # the shim reads the files in this order, one after the other (runtimes/README.md)
+    files = ":".join(f"/run/secrets/{name}" for _, name in secrets)
     container = {
         "Image": image_id,
         "User": SHIM_USER,
-        "Env": [f"{ENVELOPE_FILE_ENV}=/run/secrets/{secret_name}"],
+        "Env": [f"{ENVELOPE_FILE_ENV}={files}"],
         "Labels": labels,
         "ReadOnly": True,
         "CapabilityDrop": ["ALL"],
@@ -218,10 +229,11 @@ def task_template(
         ],
         "Secrets": [
             {
-                "File": {"Name": secret_name, "UID": SHIM_UID, "GID": SHIM_UID, "Mode": 0o400},
+                "File": {"Name": name, "UID": SHIM_UID, "GID": SHIM_UID, "Mode": 0o400},
                 "SecretID": secret_id,
-                "SecretName": secret_name,
+                "SecretName": name,
             }
+            for secret_id, name in secrets
         ],
         "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024}],
     }

@@ -1,7 +1,8 @@
 """The Docker Swarm implementation of the Executor (`AVA_EXECUTOR=swarm`): each attempt is one
 service in `replicated-job` mode (one task, never restarted), placed by the swarm on any node
-that has the image. A service has no stdin, so the envelope travels as a swarm secret made for
-the attempt, mounted at /run/secrets/<name> (AVA_ENVELOPE_FILE), and removed with the service.
+that has the image. A service has no stdin, so the envelope travels as swarm secrets made for
+the attempt (500 KiB each at most: one, or three for a 1 MiB input), mounted under
+/run/secrets/ (AVA_ENVELOPE_FILE names them in order), and removed with the service.
 Engine calls (executor/services.py) run on a dedicated thread pool; the task's state is polled
 (the manager has no wait for a service) and its output streamed from the service's logs.
 
@@ -25,7 +26,6 @@ from ava_platform.errors import AvaError, ExecutorError, ImageMissing
 from ava_platform.executor.base import BindSink, ContainerRef, OutputSink, RunResult, RunSpec
 from ava_platform.executor.containers import close_quietly, translate
 from ava_platform.executor.services import (
-    SECRET_MAX_BYTES,
     STARTED,
     TERMINAL,
     Services,
@@ -71,11 +71,6 @@ class SwarmExecutor:
         result_seen: asyncio.Event | None = None,
     ) -> RunResult:
         self._runs += 1
-        if len(spec.envelope) > SECRET_MAX_BYTES:
-            raise ExecutorError(
-                f"the job's envelope is {len(spec.envelope)} bytes; a swarm secret holds at "
-                f"most {SECRET_MAX_BYTES} (input and inline code together)"
-            )
         name = service_name(spec)
         t0 = time.monotonic()
         # shielded: a create finishing on its thread after a shutdown is still removed
@@ -99,11 +94,12 @@ class SwarmExecutor:
     def _create(self, name: str, spec: RunSpec) -> str:
         image_id = self._engine.image_id(spec.image)
         network_id = None if spec.network_enabled else self._engine.none_network()
-        secret = self._engine.create_secret(name, spec.envelope)
+        secrets = self._engine.create_secrets(name, spec.envelope)
         try:
-            return self._engine.create(name, spec, image_id, secret, network_id)
+            return self._engine.create(name, spec, image_id, secrets, network_id)
         except Exception:
-            self._engine.remove_secret(secret[0])
+            for secret_id, _ in secrets:
+                self._engine.remove_secret(secret_id)
             raise
 
     async def _follow(

@@ -170,19 +170,23 @@ def wait_for_job() -> None:
 
 
 def read_envelope_line() -> bytes:
-    """The envelope's line: from the file AVA_ENVELOPE_FILE names when it is set (the variable
-    is removed before user code runs), else from stdin, blocking until the job arrives (warm
-    containers wait here)."""
-    path = os.environ.pop(ENVELOPE_FILE_ENV, "")
-    if not path:
+    """The envelope's line: from the files AVA_ENVELOPE_FILE names when it is set (one path,
+    or several joined by ":" whose contents follow each other: a swarm secret holds 500 KiB
+    at most; the variable is removed before user code runs), else from stdin, blocking until
+    the job arrives (warm containers wait here)."""
+    paths = os.environ.pop(ENVELOPE_FILE_ENV, "")
+    if not paths:
         wait_for_job()
         return sys.stdin.buffer.readline()
     try:
-        with open(path, "rb") as file:
-            return file.readline()
+        parts = []
+        for path in paths.split(":"):
+            with open(path, "rb") as file:
+                parts.append(file.read())
     except OSError as exc:
         sys.stderr.write(f"ava: cannot read the envelope file: {exc.strerror}\n")
         return b""
+    return b"".join(parts).split(b"\n", 1)[0] + b"\n"
 
 
 def serve(run_job: Callable[[Envelope, dict[str, str]], str]) -> NoReturn:

@@ -15,11 +15,22 @@ let nonce = null;
 let phase = "loading"; // which error type a stray exception from user code maps to
 let finished = false;
 
+function concatBytes(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 // A task with no stdin (a swarm service) finds its envelope in the file AVA_ENVELOPE_FILE
-// names; the variable is removed before user code runs.
+// names (or the files: paths joined by ":", their contents one after the other, as a swarm
+// secret holds 500 KiB at most); the variable is removed before user code runs.
 function readEnvelopeFile(file) {
   try {
-    const bytes = Deno.readFileSync(file);
+    const bytes = concatBytes(file.split(":").map((f) => Deno.readFileSync(f)));
     const at = bytes.indexOf(10);
     return new TextDecoder().decode(bytes.subarray(0, at === -1 ? bytes.length : at));
   } catch (err) {

@@ -29,10 +29,11 @@ let phase = "loading"; // which error type a stray exception from user code maps
 let finished = false;
 
 // A task with no stdin (a swarm service) finds its envelope in the file AVA_ENVELOPE_FILE
-// names; the variable is removed before user code runs.
+// names (or the files: paths joined by ":", their contents one after the other, as a swarm
+// secret holds 500 KiB at most); the variable is removed before user code runs.
 function readEnvelopeFile(file) {
   try {
-    const bytes = fs.readFileSync(file);
+    const bytes = Buffer.concat(file.split(":").map((f) => fs.readFileSync(f)));
     const at = bytes.indexOf(10);
     return bytes.subarray(0, at === -1 ? bytes.length : at).toString("utf8");
   } catch (err) {

@@ -155,8 +155,11 @@ read_stdin_envelope() {
 main() {
   mkdir -p "$WORK_DIR" "$CODE_DIR" || exit $EXIT_BAD_ENVELOPE
   if [ -n "${AVA_ENVELOPE_FILE:-}" ]; then
-    # a task with no stdin (a swarm service) finds its envelope in this file
-    envelope="$(head -n 1 -- "$AVA_ENVELOPE_FILE")" ||
+    # a task with no stdin (a swarm service) finds its envelope in this file, or in these
+    # (paths joined by ":", contents one after the other: a swarm secret holds 500 KiB at most)
+    local parts
+    IFS=: read -r -a parts <<<"$AVA_ENVELOPE_FILE"
+    envelope="$(cat -- "${parts[@]}" | head -n 1)" ||  # pipefail: a file cat cannot read
       echo "ava: cannot read the envelope file" >&2
     unset AVA_ENVELOPE_FILE
   else

@@ -135,7 +135,8 @@ def test_a_running_task_is_hardened_and_its_logs_stream_with_no_secret_in_sight(
         "    time.sleep(4)\n"
         "    status = open('/proc/self/status').read().splitlines()\n"
         "    seccomp = [line.split()[1] for line in status if line.startswith('Seccomp')]\n"
-        "    return {'len': len(os.environ['API_TOKEN']), 'seccomp': seccomp}\n"
+        "    nnp = [line.split()[1] for line in status if line.startswith('NoNewPrivs')]\n"
+        "    return {'len': len(os.environ['API_TOKEN']), 'seccomp': seccomp, 'nnp': nnp}\n"
     )
     worker = ava.worker("python", source, secrets=["API_TOKEN"], memory_mb=128, cpus=0.5)
     job_id = ava.trigger(worker["id"]).json()["id"]
@@ -163,11 +164,54 @@ def test_a_running_task_is_hardened_and_its_logs_stream_with_no_secret_in_sight(
     assert set(secret["Spec"]) == {"Name", "Labels"}  # the engine never shows a secret's data
     job = ava.wait_for(job_id, 60)
     assert job["status"] == "succeeded", job
-    # the engine's default profile and ava-seal's filter, stacked (README: Security model)
-    assert job["result"] == {"len": len(value), "seccomp": ["2", "2"]}
+    # the engine's default profile and ava-seal's filter, stacked (README: Security model);
+    # no-new-privileges, which a service cannot ask for, set by the seal itself
+    assert job["result"] == {"len": len(value), "seccomp": ["2", "2"], "nnp": ["1"]}
     gone(job_id)
     remaining = cluster.sh("docker", "secret", "ls", "-q", "--filter", f"id={secret_id}")
     assert remaining.split() == [], "the envelope secret is removed with its service"
+
+
+def test_an_input_of_a_mebibyte_travels_in_several_secrets(ava: Ava) -> None:
+    """A swarm secret holds 500 KiB at most: a larger envelope is split over several, read by
+    the shim one after the other, and all removed with the service."""
+    source = (
+        "import time\n"
+        "def handler(input, env):\n"
+        "    print('started', flush=True)\n"
+        "    time.sleep(3)\n"
+        "    return {'len': len(input['blob']), 'tail': input['blob'][-3:]}\n"
+    )
+    worker = ava.worker("python", source)
+    blob = "x" * 999_997 + "end"
+    job_id = ava.trigger(worker["id"], {"blob": blob}).json()["id"]
+    wait_until(
+        lambda: (
+            "started" in ava.logs(job_id)
+            or ava.client.get(f"/jobs/{job_id}").json()["status"] not in ("queued", "running")
+        ),
+        60,
+        "the handler started",
+    )
+    job = ava.client.get(f"/jobs/{job_id}").json()
+    assert "started" in ava.logs(job_id), (
+        job["status"],
+        job["error"]["message"] if job["error"] else None,
+    )
+    (service_id,) = services_of(job_id)
+    spec = json.loads(cluster.sh("docker", "service", "inspect", service_id))[0]["Spec"]
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    names = [s["SecretName"] for s in container["Secrets"]]
+    assert len(names) == 2, names
+    assert container["Env"] == ["AVA_ENVELOPE_FILE=" + ":".join(f"/run/secrets/{n}" for n in names)]
+    job = ava.wait_for(job_id, 60)
+    assert job["status"] == "succeeded", (job["error"], ava.logs(job_id))
+    assert job["result"] == {"len": 1_000_000, "tail": "end"}
+    gone(job_id)
+    ids = [s["SecretID"] for s in container["Secrets"]]
+    for secret_id in ids:
+        remaining = cluster.sh("docker", "secret", "ls", "-q", "--filter", f"id={secret_id}")
+        assert remaining.split() == [], "every envelope secret is removed with its service"
 
 
 def test_timeout_removes_the_service(ava: Ava) -> None:
