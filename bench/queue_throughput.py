@@ -1,7 +1,8 @@
 # ruff: noqa: E402  (the path is fixed before anything imports `queue`)
 """Queue throughput and claim latency of the store, no containers: each "scheduler process"
-is a real OS process with its own connections, running concurrent claim → finish loops
-(the fake executor's answer, instantly) until the queue is empty.
+is a real OS process with its own connections, claiming as the scheduler does (one batch claim
+for the slots free) and finishing each job on its own (the fake executor's answer, instantly)
+until the queue is empty.
 
 (a) throughput: 2,000 queued jobs drained by 1, 2 and 4 processes, jobs/s, on SQLite (one
     process: the embedded store has one scheduler by contract) and on PostgreSQL;
@@ -43,13 +44,13 @@ from ava_platform.service.auth import Principal
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.database import Database
 from ava_platform.store.db import Database as SqliteDatabase
-from ava_platform.store.jobs import JobStore
+from ava_platform.store.jobs import Claimed, JobStore
 from ava_platform.store.postgres.db import PostgresDatabase
 from ava_platform.store.workers import VersionStore, WorkerStore
 from tests.queued import FAR, RUN, queued_job
 
 JOBS = int(os.environ.get("AVA_BENCH_QUEUE_JOBS", "2000"))  # drained per measurement
-LOOPS_PER_PROCESS = 8  # concurrent claimers in one process (its AVA_MAX_CONCURRENT_JOBS)
+LOOPS_PER_PROCESS = 8  # slots of one process (its AVA_MAX_CONCURRENT_JOBS)
 WHO = Principal("ten_bench", "usr_bench", Role.ADMIN)
 
 
@@ -79,8 +80,8 @@ def _job(worker_id: str, i: int) -> Job:
     return queued_job(WHO.tenant_id, worker_id, {"i": i})
 
 
-async def _finish(jobs: JobStore, job_id: str, attempt: int) -> None:
-    await jobs.finish_attempt(
+async def _finish(jobs: JobStore, job_id: str, attempt: int) -> bool:
+    return await jobs.finish_attempt(
         job_id,
         attempt,
         now=utcnow(),
@@ -94,28 +95,51 @@ async def _finish(jobs: JobStore, job_id: str, attempt: int) -> None:
 
 
 async def drain(where: str, owner: str, barrier: Any) -> int:
+    """The scheduler's shape (Scheduler._claim_loop): while slots are free, one claim_batch
+    takes up to as many jobs as are free; each claimed job is then run, here answered at once,
+    and finished by its own statement, as a real attempt is. Returns the finishes the store
+    accepted, so every job claimed is counted once."""
     db = open_db(where)
     await db.open()
     barrier.wait()  # every process connected and ready: the clock starts
     jobs = JobStore(db)
     done = 0
+    running: set[asyncio.Task[None]] = set()
+    freed = asyncio.Event()
 
-    async def loop() -> None:
+    async def run(claimed: Claimed) -> None:
         nonlocal done
-        while True:
-            claimed = await jobs.claim_next(
-                now=utcnow(), owner=owner, lease_until=FAR, max_running=LOOPS_PER_PROCESS
-            )
-            if claimed is None:
-                return
-            await _finish(jobs, claimed.job_id, claimed.attempt)
+        if await _finish(jobs, claimed.job_id, claimed.attempt):
             done += 1
 
+    def ended(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        freed.set()
+
     try:
-        await asyncio.gather(*(loop() for _ in range(LOOPS_PER_PROCESS)))
+        while True:
+            freed.clear()
+            free = LOOPS_PER_PROCESS - len(running)
+            batch = []
+            if free > 0:
+                batch = await jobs.claim_batch(
+                    now=utcnow(),
+                    owner=owner,
+                    lease_until=FAR,
+                    max_running=LOOPS_PER_PROCESS,
+                    limit=free,
+                )
+            for claimed in batch:
+                task = asyncio.create_task(run(claimed))
+                running.add(task)
+                task.add_done_callback(ended)
+            if not batch and not running:
+                return done  # nothing left to claim and nothing of ours running
+            if len(batch) < free or free == 0:
+                await freed.wait()  # full, or nothing more claimable now: until one ends
     finally:
+        await asyncio.gather(*running)
         await db.close()
-    return done
 
 
 def _drain_process(where: str, owner: str, barrier: Any, results: Any) -> None:

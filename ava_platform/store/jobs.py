@@ -137,7 +137,10 @@ _CLAIM_FAST_SQL = (
 # the level below, in the order they were served there; unrolled, that is the order
 # (n + j, n DESC, last claim, first job's age, its seq). The batch stops before the first job
 # with a running limit (its worker's max_concurrency or its tenant's quota: `stop_at`): that
-# one is claimed alone, the transactional way, re-counted under a lock.
+# one is claimed alone, the transactional way, re-counted under a lock. Written so that the
+# plan stays index searches whatever the statistics say (a queue just filled is not analyzed
+# yet): each tenant's jobs in index order (the worker looked up per job, not joined), and the
+# UPDATE by primary key only (the rows are locked by this statement: still queued).
 _BATCH_SQL = (
     "WITH RECURSIVE t(tenant_id) AS ("
     "    SELECT (SELECT tenant_id FROM jobs WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)"
@@ -154,14 +157,14 @@ _BATCH_SQL = (
     "), locked AS MATERIALIZED ("
     "  SELECT tn.tenant_id, tn.n, tn.l, tn.quota < :no_limit AS quota_limited, k.seq, k.due, "
     "    k.limited FROM tn CROSS JOIN LATERAL ("
-    "    SELECT j.seq, coalesce(j.next_attempt_at, j.created_at) AS due, "
-    "      w.max_concurrency IS NOT NULL AS limited "
-    "    FROM jobs j JOIN workers w ON w.id = j.worker_id "
+    "    SELECT j.seq, coalesce(j.next_attempt_at, j.created_at) AS due, (SELECT "
+    "      w.max_concurrency IS NOT NULL FROM workers w WHERE w.id = j.worker_id) AS limited "
+    "    FROM jobs j "
     "    WHERE j.status = 'queued' AND j.tenant_id = tn.tenant_id AND tn.n < tn.quota "
     "      AND coalesce(j.next_attempt_at, '') <= :now "
-    "      AND (w.max_concurrency IS NULL OR w.max_concurrency > ("
-    "        SELECT count(*) FROM jobs x WHERE x.worker_id = j.worker_id "
-    "        AND x.status = 'running')) "
+    "      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.worker_id "
+    "        AND w.max_concurrency <= (SELECT count(*) FROM jobs x "
+    "        WHERE x.worker_id = j.worker_id AND x.status = 'running')) "
     "    ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT :k "
     "    FOR UPDATE OF j SKIP LOCKED) k"
     "), ranked AS MATERIALIZED ("
@@ -179,7 +182,7 @@ _BATCH_SQL = (
     "  UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
     "  lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
     "  next_attempt_at = NULL, container_id = NULL "
-    "  WHERE seq IN (SELECT seq FROM chosen) AND status = 'queued' " + _CLAIM_RETURNING + ", seq"
+    "  WHERE seq = ANY (ARRAY(SELECT seq FROM chosen)) " + _CLAIM_RETURNING + ", seq"
     "), a AS ("
     "  INSERT INTO job_attempts (job_id, number, started_at) SELECT job_id, attempt, :now FROM c"
     "), served AS ("
@@ -489,13 +492,6 @@ class JobStore:
         claim_next would take them (fewer: nothing more is claimable now). On PostgreSQL one
         statement claims them up to the first job with a running limit; that one and any
         after it are claimed one at a time, re-counted under a lock."""
-        args = {
-            "now": now,
-            "owner": owner,
-            "lease_until": lease_until,
-            "max_running": max_running,
-            "tenant_max_running": tenant_max_running,
-        }
         claimed: list[Claimed] = []
         if self._db.dialect.name == "postgres" and limit > 1:
             rows = await self._db.write_one(
@@ -522,7 +518,13 @@ class JobStore:
             if stop_at is None or len(claimed) != int(stop_at) - 1:
                 return claimed
         while len(claimed) < limit:
-            one = await self.claim_next(**args)
+            one = await self.claim_next(
+                now=now,
+                owner=owner,
+                lease_until=lease_until,
+                max_running=max_running,
+                tenant_max_running=tenant_max_running,
+            )
             if one is None:
                 break
             claimed.append(one)
