@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ava_platform.errors import QuotaExceeded
+from ava_platform.errors import QuotaExceeded, StoreError
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
@@ -518,13 +518,18 @@ class JobStore:
             if stop_at is None or len(claimed) != int(stop_at) - 1:
                 return claimed
         while len(claimed) < limit:
-            one = await self.claim_next(
-                now=now,
-                owner=owner,
-                lease_until=lease_until,
-                max_running=max_running,
-                tenant_max_running=tenant_max_running,
-            )
+            try:
+                one = await self.claim_next(
+                    now=now,
+                    owner=owner,
+                    lease_until=lease_until,
+                    max_running=max_running,
+                    tenant_max_running=tenant_max_running,
+                )
+            except StoreError:
+                if not claimed:
+                    raise
+                break  # the claims made are committed: they must reach their runner
             if one is None:
                 break
             claimed.append(one)
