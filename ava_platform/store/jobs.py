@@ -492,11 +492,12 @@ class JobStore:
         claim_next would take them (fewer: nothing more is claimable now). On PostgreSQL one
         statement claims them up to the first job with a running limit; that one and any
         after it are claimed one at a time, re-counted under a lock. One slot takes the same
-        statement: a connection plans one claim statement, not two (its first executions are
-        planned afresh each, at several ms for a statement this size)."""
+        statement, run on the store's serial connection: a statement's first executions on a
+        connection are planned afresh each, at several ms for one this size, so one
+        connection plans it, not every pooled one."""
         claimed: list[Claimed] = []
         if self._db.dialect.name == "postgres" and limit > 0:
-            rows = await self._db.write_one(
+            rows = await self._db.write_serial(
                 _BATCH_SQL,
                 {
                     "owner": owner,
