@@ -180,10 +180,13 @@ async def claim_latency(where: str, finished: int) -> float:
         samples = []
         for _ in range(200):
             t0 = time.perf_counter()
-            claimed = await jobs.claim_next(now=utcnow(), owner="o", lease_until=FAR, max_running=1)
+            # the scheduler's claim, one slot free
+            claimed = await jobs.claim_batch(
+                now=utcnow(), owner="o", lease_until=FAR, max_running=1, limit=1
+            )
             samples.append(time.perf_counter() - t0)
-            assert claimed is not None
-            await _finish(jobs, claimed.job_id, claimed.attempt)
+            assert len(claimed) == 1
+            await _finish(jobs, claimed[0].job_id, claimed[0].attempt)
         return statistics.median(samples)
     finally:
         await db.close()
