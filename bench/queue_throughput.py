@@ -235,7 +235,7 @@ def main() -> None:
 
 
 def _throughputs(tmp: str, pg: Any) -> None:
-    print(f"(a) queue throughput, {JOBS} jobs, {LOOPS_PER_PROCESS} claimers a process")
+    print(f"(a) queue throughput, {JOBS} jobs, {LOOPS_PER_PROCESS} slots a process, batch claims")
     rate = throughput(str(Path(tmp) / "q1.db"), 1)
     print(f"  sqlite     1 process : {rate:8.0f} jobs/s")
     pg_rates = []
