@@ -94,25 +94,30 @@ class Scheduler:
     async def _claim_loop(self) -> None:
         while True:
             self._wake.clear()
-            claimed = None
-            if len(self._tasks) < self._settings.max_concurrent_jobs:
+            claimed: list[Claimed] = []
+            free = self._settings.max_concurrent_jobs - len(self._tasks)
+            if free > 0:
                 try:
-                    claimed = await self._claim()
+                    claimed = await self._claim(free)
                 except Exception as exc:
                     log.error("claim_failed", error=str(exc))
-            if claimed is not None:
-                self._spawn(claimed)
-                continue
+            for one in claimed:
+                self._spawn(one)
+            if claimed and len(claimed) == free:
+                continue  # every free slot taken: more may be due once one frees
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.job_poll_interval_s)
 
-    async def _claim(self) -> Claimed | None:
+    async def _claim(self, free: int) -> list[Claimed]:
+        """Up to `free` jobs in one claim (one statement on PostgreSQL), in fair-share order;
+        fewer: nothing more is claimable now."""
         now = self._clock.now()
-        return await self._jobs.claim_next(
+        return await self._jobs.claim_batch(
             now=iso(now),
             owner=self.owner,
             lease_until=iso(now + timedelta(seconds=self._settings.lease_s)),
             max_running=self._settings.max_concurrent_jobs,
+            limit=free,
             tenant_max_running=self._settings.tenant_max_running or None,
         )
 

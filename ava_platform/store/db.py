@@ -227,6 +227,10 @@ class Database:
         async with self.transaction() as conn, conn.execute(sql, params) as rows:
             return await rows.fetchall()
 
+    async def write_serial(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """One writer serialises every write here already."""
+        return await self.write_one(sql, params)
+
     async def ping(self) -> bool:
         try:
             await self.fetchone("SELECT 1")

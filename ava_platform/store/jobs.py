@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ava_platform.errors import QuotaExceeded
+from ava_platform.errors import QuotaExceeded, StoreError
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
@@ -128,6 +128,77 @@ _CLAIM_FAST_SQL = (
     + _CLAIM_TAIL.replace(
         "SELECT c.*", "SELECT c.*, (SELECT needs_check FROM pick) AS needs_check"
     ).replace(" FROM c LEFT JOIN", " FROM (SELECT 1) one LEFT JOIN c ON true LEFT JOIN", 1)
+)
+# PostgreSQL: up to :k claims in one statement, the jobs and order of :k claims one after
+# another. Each tenant's due jobs come off its index (the first :k its concurrent claimers have
+# not locked); its j-th (from 0) would be claimed with the tenant at n + j running. The fewest
+# running go first, so claims go level by level of n + j. On a level, the tenants new to it
+# (j = 0) come first, in fair-share order (last claim, then head age), then those served on
+# the level below, in the order they were served there; unrolled, that is the order
+# (n + j, n DESC, last claim, first job's age, its seq). The batch stops before the first job
+# with a running limit (its worker's max_concurrency or its tenant's quota: `stop_at`): that
+# one is claimed alone, the transactional way, re-counted under a lock. Written so that the
+# plan stays index searches whatever the statistics say (a queue just filled is not analyzed
+# yet): each tenant's jobs in index order (the worker looked up per job, not joined), and the
+# UPDATE by primary key only (the rows are locked by this statement: still queued).
+_BATCH_SQL = (
+    "WITH RECURSIVE t(tenant_id) AS ("
+    "    SELECT (SELECT tenant_id FROM jobs WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)"
+    "    UNION ALL"
+    "    SELECT (SELECT u.tenant_id FROM jobs u WHERE u.status = 'queued' "
+    "      AND u.tenant_id > t.tenant_id ORDER BY u.tenant_id LIMIT 1) "
+    "    FROM t WHERE t.tenant_id IS NOT NULL"
+    "), tn AS ("
+    "  SELECT t.tenant_id, (SELECT count(*) FROM jobs r WHERE r.status = 'running' "
+    "    AND r.tenant_id = t.tenant_id) AS n, coalesce(c.last_claim, 0) AS l, "
+    "    coalesce(q.max_running, :tenant_max_running) AS quota "
+    "  FROM t LEFT JOIN tenant_claims c ON c.tenant_id = t.tenant_id "
+    "  LEFT JOIN tenant_quotas q ON q.tenant_id = t.tenant_id WHERE t.tenant_id IS NOT NULL"
+    "), locked AS MATERIALIZED ("
+    "  SELECT tn.tenant_id, tn.n, tn.l, tn.quota < :no_limit AS quota_limited, k.seq, k.due, "
+    "    k.limited FROM tn CROSS JOIN LATERAL ("
+    "    SELECT j.seq, coalesce(j.next_attempt_at, j.created_at) AS due, (SELECT "
+    "      w.max_concurrency IS NOT NULL FROM workers w WHERE w.id = j.worker_id) AS limited "
+    "    FROM jobs j "
+    "    WHERE j.status = 'queued' AND j.tenant_id = tn.tenant_id AND tn.n < tn.quota "
+    "      AND coalesce(j.next_attempt_at, '') <= :now "
+    "      AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.worker_id "
+    "        AND w.max_concurrency <= (SELECT count(*) FROM jobs x "
+    "        WHERE x.worker_id = j.worker_id AND x.status = 'running')) "
+    "    ORDER BY coalesce(j.next_attempt_at, j.created_at), j.seq LIMIT :k "
+    "    FOR UPDATE OF j SKIP LOCKED) k"
+    "), ranked AS MATERIALIZED ("
+    "  SELECT seq, tenant_id, limited OR quota_limited AS needs_check, "
+    "    row_number() OVER (ORDER BY n + jn, n DESC, l, first_due, first_seq) AS pos FROM ("
+    "      SELECT *, row_number() OVER w - 1 AS jn, first_value(due) OVER w AS first_due, "
+    "      first_value(seq) OVER w AS first_seq FROM locked "
+    "      WINDOW w AS (PARTITION BY tenant_id ORDER BY due, seq)) o"
+    "), chosen AS ("
+    "  SELECT seq, tenant_id, pos FROM ranked WHERE pos <= :k "
+    "  AND pos <= :max_running - (SELECT count(*) FROM jobs WHERE status = 'running' "
+    "    AND lease_owner = :owner) "
+    "  AND pos < coalesce((SELECT min(pos) FROM ranked WHERE needs_check), :k + 1)"
+    "), c AS ("
+    "  UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = :owner, "
+    "  lease_expires_at = :lease, started_at = coalesce(started_at, :now), "
+    "  next_attempt_at = NULL, container_id = NULL "
+    "  WHERE seq = ANY (ARRAY(SELECT seq FROM chosen)) " + _CLAIM_RETURNING + ", seq"
+    "), a AS ("
+    "  INSERT INTO job_attempts (job_id, number, started_at) SELECT job_id, attempt, :now FROM c"
+    "), served AS ("
+    "  SELECT ch.tenant_id, row_number() OVER (ORDER BY max(ch.pos)) AS r, "
+    "  count(*) OVER () AS tenants FROM chosen ch JOIN c ON c.seq = ch.seq GROUP BY ch.tenant_id"
+    "), s AS ("
+    "  INSERT INTO tenant_claims (tenant_id, last_claim) "
+    "  SELECT tenant_id, (SELECT coalesce(max(last_claim), 0) FROM tenant_claims) + r "
+    "  FROM served WHERE tenants > 1 OR " + _ALREADY_LAST.format(tenant="served.tenant_id") + " "
+    "  ON CONFLICT (tenant_id) DO UPDATE SET last_claim = excluded.last_claim"
+    ") "
+    "SELECT x.*, (SELECT min(pos) FROM ranked WHERE needs_check) AS stop_at "
+    "FROM (SELECT 1) one LEFT JOIN ("
+    f"  SELECT c.*, {_CLAIM_EXTRAS}, ch.pos FROM c JOIN chosen ch ON ch.seq = c.seq"
+    f"{_CLAIM_EXTRAS_JOIN}"
+    ") x ON true ORDER BY x.pos"
 )
 _FINISH_SQL = (
     "UPDATE jobs SET status = :status, result = :result, error = :error, "
@@ -406,6 +477,66 @@ class JobStore:
         except _NoSlot:
             return None
         return _claimed(data)
+
+    async def claim_batch(
+        self,
+        *,
+        now: str,
+        owner: str,
+        lease_until: str,
+        max_running: int,
+        limit: int,
+        tenant_max_running: int | None = None,
+    ) -> list[Claimed]:
+        """Up to `limit` claims, the same jobs in the same order as `limit` calls of
+        claim_next would take them (fewer: nothing more is claimable now). On PostgreSQL one
+        statement claims them up to the first job with a running limit; that one and any
+        after it are claimed one at a time, re-counted under a lock. One slot takes the same
+        statement, run on the store's serial connection: a statement's first executions on a
+        connection are planned afresh each, at several ms for one this size, so one
+        connection plans it, not every pooled one."""
+        claimed: list[Claimed] = []
+        if self._db.dialect.name == "postgres" and limit > 0:
+            rows = await self._db.write_serial(
+                _BATCH_SQL,
+                {
+                    "owner": owner,
+                    "lease": lease_until,
+                    "now": now,
+                    "max_running": max_running,
+                    "tenant_max_running": tenant_max_running or _NO_LIMIT,
+                    "no_limit": _NO_LIMIT,
+                    "k": limit,
+                },
+            )
+            stop_at = rows[0]["stop_at"] if rows else None
+            for row in rows:
+                data = dict(row)
+                if data["job_id"] is None:
+                    continue
+                for extra in ("max_concurrency", "tenant_quota", "seq", "pos", "stop_at"):
+                    data.pop(extra, None)
+                claimed.append(_claimed(data))
+            # stopped short by a job with a running limit, not by the queue or this owner
+            if stop_at is None or len(claimed) != int(stop_at) - 1:
+                return claimed
+        while len(claimed) < limit:
+            try:
+                one = await self.claim_next(
+                    now=now,
+                    owner=owner,
+                    lease_until=lease_until,
+                    max_running=max_running,
+                    tenant_max_running=tenant_max_running,
+                )
+            except StoreError:
+                if not claimed:
+                    raise
+                break  # the claims made are committed: they must reach their runner
+            if one is None:
+                break
+            claimed.append(one)
+        return claimed
 
     async def _claim_fast(self, params: dict[str, Any]) -> tuple[Claimed | None, bool]:
         """PostgreSQL, one round trip: the claim of a job with no running limit to re-count,

@@ -137,3 +137,96 @@ async def test_the_running_quota_holds_under_concurrent_claims(db: Database) -> 
 
     claimed = await asyncio.gather(*(claim(f"o{i % 3}") for i in range(12)))
     assert sum(1 for c in claimed if c) == 2
+
+
+async def _served_order(db: Database) -> list[str]:
+    rows = await db.fetchall("SELECT tenant_id FROM tenant_claims ORDER BY last_claim, tenant_id")
+    return [r[0] for r in rows]
+
+
+async def _batch_then_replay(db: Database, owner: str, limit: int, tenant_max: int | None) -> None:
+    """A batch claim takes the jobs, in the order, that as many claims one after another
+    take from the same state (the state is put back in between), and leaves the tenants in
+    the same served order."""
+    jobs = JobStore(db)
+    claims = await db.fetchall("SELECT tenant_id, last_claim FROM tenant_claims")
+    batch = await jobs.claim_batch(
+        now=utcnow(),
+        owner=owner,
+        lease_until=FAR,
+        max_running=100,
+        limit=limit,
+        tenant_max_running=tenant_max,
+    )
+    batch_served = await _served_order(db)
+    async with db.transaction() as conn:  # back to the state before the batch
+        await conn.execute(
+            "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE lease_owner = ?)",
+            (owner,),
+        )
+        await conn.execute(
+            "UPDATE jobs SET status = 'queued', attempt = attempt - 1, lease_owner = NULL, "
+            "lease_expires_at = NULL, started_at = NULL WHERE lease_owner = ?",
+            (owner,),
+        )
+        await conn.execute("DELETE FROM tenant_claims")
+        for row in claims:
+            await conn.execute(
+                "INSERT INTO tenant_claims (tenant_id, last_claim) VALUES (?, ?)", tuple(row)
+            )
+    one_by_one = []
+    for _ in range(limit):
+        got = await jobs.claim_next(
+            now=utcnow(),
+            owner=owner,
+            lease_until=FAR,
+            max_running=100,
+            tenant_max_running=tenant_max,
+        )
+        if got is None:
+            break
+        one_by_one.append(got.job_id)
+    assert [c.job_id for c in batch] == one_by_one
+    assert batch_served == await _served_order(db)
+    assert len({c.job_id for c in batch}) == len(batch)
+
+
+async def test_a_batch_claim_takes_what_claims_one_by_one_take(db: Database) -> None:
+    """Tenants with different running counts, turns and ages, some never served: a batch
+    interleaves them exactly as single claims do."""
+    jobs = JobStore(db)
+    tenants = ["ten_a", "ten_b", "ten_c", "ten_d", "ten_e"]
+    workers = {t: await _worker(db, t) for t in tenants}
+    for round_ in range(4):  # interleaved enqueues: heads of different ages
+        for i, tenant in enumerate(tenants):
+            await _enqueue(jobs, tenant, workers[tenant], 1 + (i + round_) % 3)
+    history = [await _claim(jobs, max_running=100) for _ in range(7)]  # running + turns
+    for job_id in history[1::3]:
+        assert job_id is not None
+        await _finish(jobs, job_id)
+    await _enqueue(jobs, "ten_f", await _worker(db, "ten_f"), 2)  # never served
+    await _batch_then_replay(db, "b1", 14, None)
+    await _batch_then_replay(db, "b2", 60, None)  # more than is queued: all of it
+
+
+async def test_a_batch_claim_stops_at_a_limit_and_claims_on_one_by_one(db: Database) -> None:
+    """A worker's max_concurrency and tenants' running quotas: the batch takes the jobs
+    before the first limited one in one go and the rest one at a time, still the same jobs in
+    the same order as single claims, and no limit is passed."""
+    jobs, quotas = JobStore(db), QuotaStore(db)
+    await _enqueue(jobs, "ten_a", await _worker(db, "ten_a"), 4)
+    solo = await WorkerService(WorkerStore(db), VersionStore(db), SystemClock()).create(
+        Principal("ten_b", "usr", Role.ADMIN),
+        WorkerCreate(name="solo", runtime=Runtime.PYTHON, source_code="x", max_concurrency=1),
+    )
+    await _enqueue(jobs, "ten_b", solo.id, 3)
+    await _enqueue(jobs, "ten_c", await _worker(db, "ten_c"), 4)
+    await quotas.put(TenantQuota(tenant_id="ten_c", max_running=2, max_queued=None, **_BY))
+    await _batch_then_replay(db, "b1", 3, None)
+    await _batch_then_replay(db, "b2", 20, 3)  # the default quota limits every tenant
+    rows = await db.fetchall(
+        "SELECT tenant_id, count(*) FROM jobs WHERE status = 'running' GROUP BY tenant_id "
+        "ORDER BY tenant_id"
+    )
+    # A up to the default quota, B's one-at-a-time worker, C's own quota
+    assert [tuple(r) for r in rows] == [("ten_a", 3), ("ten_b", 1), ("ten_c", 2)]

@@ -101,6 +101,7 @@ class PostgresDatabase:
         self.url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._serial: asyncpg.Pool | None = None  # one connection: write_serial's
         self._active = 0  # transactions holding a connection now
 
     async def open(self, *, connect_timeout_s: float = 60.0) -> None:
@@ -126,6 +127,9 @@ class PostgresDatabase:
             )
             async with self._pool.acquire() as conn:
                 await _migrate(conn)
+            self._serial = await asyncpg.create_pool(
+                self.url, min_size=0, max_size=1, command_timeout=60, reset=_no_reset
+            )
         except DRIVER_ERRORS as exc:
             raise StoreError(
                 f"cannot open store at {_safe(self.url)}: {type(exc).__name__}"
@@ -134,6 +138,12 @@ class PostgresDatabase:
     async def close(self) -> None:
         # forgotten first: a statement still running fails as a StoreError, as on SQLite
         pool, self._pool = self._pool, None
+        serial, self._serial = self._serial, None
+        if serial is not None:
+            if self._active:
+                serial.terminate()
+            else:
+                await serial.close()
         if pool is None:
             return
         if self._active:
@@ -205,6 +215,22 @@ class PostgresDatabase:
             return list(await self.pool.fetch(text, *args))
         except DRIVER_ERRORS as exc:
             raise _store_error("write", exc) from exc
+
+    async def write_serial(self, sql: str, params: Params = ()) -> list[Row]:
+        """A statement of a kind run one at a time (the scheduler's claim) on one connection
+        of its own: a pooled statement is planned afresh on each connection's first
+        executions, several ms for the claim, and a process would pay that on every one."""
+        serial = self._serial
+        if serial is None:
+            raise StoreError("store is not open")
+        text, args = bind(sql, params)
+        self._active += 1
+        try:
+            return list(await serial.fetch(text, *args))
+        except DRIVER_ERRORS as exc:
+            raise _store_error("write", exc) from exc
+        finally:
+            self._active -= 1
 
     async def schema_version(self) -> int:
         row = await self.fetchone("SELECT coalesce(max(version), 0) FROM ava_schema_version")
