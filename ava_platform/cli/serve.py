@@ -75,6 +75,10 @@ def serve(
         internal_secret=settings.internal_secret,
         serve_api=settings.role != "scheduler",
     )
+    # the loop shares the interpreter with the engine calls' and the store's threads: a thread
+    # holding the GIL makes the loop wait up to this long each time it wants it back, which
+    # the default 5 ms turned into tens of ms on a warm job's answer and on a GET's tail
+    sys.setswitchinterval(0.001)
     server = _server_class()(
         uvicorn.Config(
             application, host=host, port=port, log_level="warning", loop="uvloop", http="httptools"

@@ -40,9 +40,6 @@ WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_second
 # ended containers whose removal may wait for a quiet engine (see _reap); beyond this many the
 # oldest is removed at once, so a sustained load never piles them up
 MAX_UNREMOVED = 32
-# an attempt's first moments are its start: refills and removals (engine work) wait them out,
-# so a warm job's container is not sharing the CPU with a replacement being created
-START_GRACE_S = 0.5
 
 
 class DockerExecutor:
@@ -60,7 +57,6 @@ class DockerExecutor:
         self._warm = WarmPool(pool or PoolSettings(enabled=False))
         self._handover_s: deque[float] = deque(maxlen=1000)
         self._cold_inflight = 0
-        self._starting = 0  # attempts in their first START_GRACE_S
         self._refiller: asyncio.Task[None] | None = None
         self._refill_wake: asyncio.Event | None = None
         self._reaping: set[asyncio.Task[None]] = set()
@@ -84,33 +80,12 @@ class DockerExecutor:
     ) -> RunResult:
         shape = Shape(spec.image, spec.memory_mb, spec.cpus, spec.network_enabled, spec.isolation)
         idle = self._warm.take(shape) if self._warm.settings.enabled else None
-        started = self._hold_engine_work()
-        try:
-            if idle is not None:
-                result = await self._run_warm(idle, spec, on_output, cancel, on_bound, result_seen)
-                if result is not None:
-                    return result
-            return await self._run_cold(spec, on_output, cancel, on_bound, result_seen)
-        finally:
-            started()
-
-    def _hold_engine_work(self) -> Callable[[], None]:
-        """Holds refills and removals back while an attempt starts: until it ends or
-        START_GRACE_S passed, whichever is first. Returns the release (called at the end)."""
-        self._starting += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                timer.cancel()
-                self._starting -= 1
-                self._wake_refill()
-                self._sweep()
-
-        timer = asyncio.get_running_loop().call_later(START_GRACE_S, release)
-        return release
+        self._wake_refill()
+        if idle is not None:
+            result = await self._run_warm(idle, spec, on_output, cancel, on_bound, result_seen)
+            if result is not None:
+                return result
+        return await self._run_cold(spec, on_output, cancel, on_bound, result_seen)
 
     async def _run_cold(
         self,
@@ -133,6 +108,8 @@ class DockerExecutor:
                 container_id = await asyncio.shield(create)
             finally:
                 self._cold_inflight -= 1
+                self._wake_refill()  # refills waited for this create
+                self._sweep()  # and so did removals
             if on_bound is not None:
                 await on_bound(container_id)
             sock = await self._call(self._engine.attach, container_id)
@@ -290,7 +267,7 @@ class DockerExecutor:
                 await asyncio.sleep(2.0)
 
     async def _refill(self) -> None:
-        # one container at a time, and only while no attempt starts: jobs go first
+        # one container at a time, and only while no attempt is creating one: jobs go first
         while self._engine_free() and (shape := self._warm.wanted()) is not None:
             self._warm.creating(shape, +1)
             try:
@@ -316,7 +293,7 @@ class DockerExecutor:
         return Idle(container_id, shape, time.monotonic(), sock, exited)
 
     def _engine_free(self) -> bool:
-        return self._cold_inflight == 0 and self._starting == 0
+        return self._cold_inflight == 0
 
     def _drain_pool(self) -> None:
         for idle in self._warm.drain():
