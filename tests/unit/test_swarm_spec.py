@@ -29,7 +29,8 @@ SPEC = RunSpec(
 
 
 def test_the_task_template_carries_the_limits_and_hardening_and_no_envelope() -> None:
-    template = task_template(SPEC, "sha256:abc", ("sid", "ava-x-env"), "net1", {"ava.job_id": "j"})
+    secrets = [("sid", "ava-x-env")]
+    template = task_template(SPEC, "sha256:abc", secrets, "net1", {"ava.job_id": "j"})
     assert "hunter2" not in json.dumps(template)
     container = template["ContainerSpec"]
     assert container["Image"] == "sha256:abc"
@@ -55,8 +56,22 @@ def test_the_task_template_carries_the_limits_and_hardening_and_no_envelope() ->
 
 
 def test_an_egress_task_joins_no_network() -> None:
-    template = task_template(SPEC, "sha256:abc", ("sid", "n"), None, {})
+    template = task_template(SPEC, "sha256:abc", [("sid", "n")], None, {})
     assert template["Networks"] == []
+
+
+def test_an_envelope_in_several_secrets_is_named_in_order() -> None:
+    secrets = [("s0", "ava-x-env"), ("s1", "ava-x-env-1"), ("s2", "ava-x-env-2")]
+    container = task_template(SPEC, "sha256:abc", secrets, None, {})["ContainerSpec"]
+    assert container["Env"] == [
+        "AVA_ENVELOPE_FILE=/run/secrets/ava-x-env:/run/secrets/ava-x-env-1:/run/secrets/ava-x-env-2"
+    ]
+    assert [(s["SecretID"], s["File"]["Name"]) for s in container["Secrets"]] == [
+        ("s0", "ava-x-env"),
+        ("s1", "ava-x-env-1"),
+        ("s2", "ava-x-env-2"),
+    ]
+    assert all(s["File"]["Mode"] == 0o400 for s in container["Secrets"])
 
 
 def test_service_names_are_unique_per_attempt_and_valid() -> None:
