@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import os
 import socket
 import subprocess
@@ -202,3 +203,36 @@ def build_test_images(runtimes: list[str] | None = None) -> list[str]:
 
     with tests_namespace_env():
         return [r.tag for r in build_images(runtimes, log=lambda _line: None)]
+
+
+# -- a webhook receiver on loopback -------------------------------------------------------------
+
+
+class WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    """Records every POST (headers, body) and answers the next status of `answers`, then 200."""
+
+    answers: list[int]
+    seen: list[tuple[dict[str, str], bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.seen.append((dict(self.headers.items()), body))
+        code = self.answers.pop(0) if self.answers else 200
+        self.send_response(code)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@contextmanager
+def webhook_receiver(answers: list[int]) -> Iterator[tuple[str, type[WebhookReceiver]]]:
+    """(its URL, its handler class, whose `seen` fills as deliveries arrive)."""
+    handler = type("Receiver", (WebhookReceiver,), {"answers": list(answers), "seen": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
+    finally:
+        httpd.shutdown()

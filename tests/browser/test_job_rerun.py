@@ -3,9 +3,7 @@ webhook deliveries, the tenant's quota on the jobs list, and no Re-run for a vie
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Tenant, screenshot, sign_in
-from tests.integration.test_tenants import _Receiver
+from tests.support import WebhookReceiver, webhook_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -23,14 +21,9 @@ FINISHED = {"succeeded", "failed", "timed_out", "cancelled"}
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"answers": [], "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    finally:
-        httpd.shutdown()
+def receiver() -> Iterator[tuple[str, type[WebhookReceiver]]]:
+    with webhook_receiver([]) as served:
+        yield served
 
 
 def _finished(tenant: Tenant, job_id: str, timeout_s: float = 60) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ import pytest
 
 from tests.integration import sources
 from tests.integration.conftest import Ava
-from tests.support import headers, thread_server
+from tests.support import WebhookReceiver, headers, thread_server, webhook_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -173,32 +171,10 @@ def test_rerun_refuses_an_unfinished_job_and_bad_filters(server: str) -> None:
     assert ava.client.post("/jobs/job_nope/rerun").status_code == 404
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    answers: list[int]
-    seen: list[tuple[dict[str, str], bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        self.seen.append((dict(self.headers.items()), body))
-        code = self.answers.pop(0) if self.answers else 200
-        self.send_response(code)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"answers": [500], "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    finally:
-        httpd.shutdown()
+def receiver() -> Iterator[tuple[str, type[WebhookReceiver]]]:
+    with webhook_receiver([500]) as served:
+        yield served
 
 
 def test_a_webhook_is_retried_and_signed(server: str, receiver: tuple[str, Any]) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +19,7 @@ from typer.testing import CliRunner
 from ava_platform.cli import app
 from tests.integration import sources
 from tests.integration.conftest import Ava
-from tests.integration.test_tenants import _Receiver
-from tests.support import SECRET_KEY, headers, thread_server
+from tests.support import SECRET_KEY, WebhookReceiver, headers, thread_server, webhook_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -31,14 +28,9 @@ ENV = {"AVA_WEBHOOK_ALLOW_PRIVATE": "1"}  # the receiver listens on loopback
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"answers": [], "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    finally:
-        httpd.shutdown()
+def receiver() -> Iterator[tuple[str, type[WebhookReceiver]]]:
+    with webhook_receiver([]) as served:
+        yield served
 
 
 def _ava(url: str, tenant: str) -> Ava:

@@ -3,8 +3,6 @@ the delivery and its backoff are stored, not held in memory (real server, real e
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +13,7 @@ import pytest
 
 from tests.integration import sources
 from tests.integration.conftest import Ava
-from tests.integration.test_tenants import _Receiver
-from tests.support import headers, thread_server
+from tests.support import WebhookReceiver, headers, thread_server, webhook_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -28,14 +25,9 @@ ENV = {
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"answers": [500], "seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    finally:
-        httpd.shutdown()
+def receiver() -> Iterator[tuple[str, type[WebhookReceiver]]]:
+    with webhook_receiver([500]) as served:
+        yield served
 
 
 def _deliveries(ava: Ava, job_id: str) -> list[tuple[str, list[Any]]]:
