@@ -268,7 +268,7 @@ class DockerExecutor:
 
     async def _refill(self) -> None:
         # one container at a time, and only while no attempt is creating one: jobs go first
-        while self._engine_free() and (shape := self._warm.wanted()) is not None:
+        while self._cold_inflight == 0 and (shape := self._warm.wanted()) is not None:
             self._warm.creating(shape, +1)
             try:
                 idle = await asyncio.shield(self._call(self._prewarm, shape))
@@ -291,9 +291,6 @@ class DockerExecutor:
                 self._engine.remove(container_id)
             raise
         return Idle(container_id, shape, time.monotonic(), sock, exited)
-
-    def _engine_free(self) -> bool:
-        return self._cold_inflight == 0
 
     def _drain_pool(self) -> None:
         for idle in self._warm.drain():
@@ -339,7 +336,7 @@ class DockerExecutor:
 
     async def _remove_unremoved(self, *, force: bool) -> None:
         while self._unremoved and (
-            force or self._engine_free() or len(self._unremoved) > MAX_UNREMOVED
+            force or self._cold_inflight == 0 or len(self._unremoved) > MAX_UNREMOVED
         ):
             await self.kill_and_remove(self._unremoved.popleft())
 
