@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     executor: str = "local"
     # placement constraints of every swarm task, e.g. ("node.role==worker",)
     swarm_constraints: tuple[str, ...] = ()
+    # the swarm network egress tasks join, firewalled by the operator on every node, or
+    # "bridge"; unset, egress jobs are refused on swarm (executor/swarm_egress.py)
+    swarm_egress_network: str | None = None
     # private IPv4 ranges egress jobs may reach on purpose (README: Security model)
     egress_allow_cidrs: tuple[str, ...] = ()
     # per-tenant quotas (README: quotas); an operator overrides them per tenant.
@@ -189,6 +192,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_path: Path | None 
         warm=_pool(env),
         executor=_executor(env),
         swarm_constraints=_constraints(env.get("AVA_SWARM_CONSTRAINTS", "")),
+        swarm_egress_network=env.get("AVA_SWARM_EGRESS_NETWORK", "").strip() or None,
         tenant_max_running=_int(env, "AVA_TENANT_MAX_RUNNING", 0, 0),
         tenant_max_queued=_int(env, "AVA_TENANT_MAX_QUEUED", 10_000, 1),
         webhook_allow_private=_int(env, "AVA_WEBHOOK_ALLOW_PRIVATE", 0, 0) > 0,

@@ -14,6 +14,7 @@ from ava_platform.executor.docker import DockerExecutor
 from ava_platform.executor.egress import EgressGuard
 from ava_platform.executor.sandbox import EngineSandbox
 from ava_platform.executor.swarm import SwarmExecutor
+from ava_platform.executor.swarm_egress import SwarmEgress
 from ava_platform.metrics import PlatformMetrics
 from ava_platform.scheduler.cron import CronLoop
 from ava_platform.scheduler.loop import Scheduler
@@ -63,13 +64,22 @@ def open_database(settings: Settings) -> tuple[Database, Relay | None]:
     return SqliteDatabase(settings.db_path), None
 
 
-def build_executor(settings: Settings, egress: EgressGuard) -> Executor:
-    """The local engine's executor (the default), or the swarm's (AVA_EXECUTOR=swarm)."""
+def build_egress(settings: Settings) -> EgressGuard | SwarmEgress:
+    """What protects egress jobs: the local firewall, or the swarm network an operator
+    firewalled on every node."""
     if settings.executor == "swarm":
+        return SwarmEgress(settings.swarm_egress_network, settings.docker_host)
+    return EgressGuard(settings.docker_host, allow_cidrs=settings.egress_allow_cidrs)
+
+
+def build_executor(settings: Settings, egress: EgressGuard | SwarmEgress) -> Executor:
+    """The local engine's executor (the default), or the swarm's (AVA_EXECUTOR=swarm)."""
+    if isinstance(egress, SwarmEgress):
         return SwarmExecutor(
             platform_id=platform_id(settings),
             base_url=settings.docker_host,
             constraints=settings.swarm_constraints,
+            egress=egress,
         )
     return DockerExecutor(
         platform_id=platform_id(settings),
@@ -94,7 +104,7 @@ class Platform:
         self.clock = clock or SystemClock()
         self.db, relay = open_database(settings)
         self.events = JobEvents(relay)
-        guard = EgressGuard(settings.docker_host, allow_cidrs=settings.egress_allow_cidrs)
+        guard = build_egress(settings)
         # the engine's sandbox is prepared at start: only with the engine's own executor
         self._engine_sandbox = (
             EngineSandbox(guard, settings.docker_host, services=settings.executor == "swarm")

@@ -10,13 +10,18 @@ from typing import Any
 from ava_platform.errors import ExecutorError
 from ava_platform.executor.egress import EgressGuard
 from ava_platform.executor.engine import engine_client
+from ava_platform.executor.swarm_egress import SwarmEgress
 
 RUNTIMES_TTL_S = 5.0
 
 
 class EngineSandbox:
     def __init__(
-        self, guard: EgressGuard, base_url: str | None = None, *, services: bool = False
+        self,
+        guard: EgressGuard | SwarmEgress,
+        base_url: str | None = None,
+        *,
+        services: bool = False,
     ) -> None:
         # services (the swarm executor) cannot choose a task's runtime: runc only, so a
         # worker asking for gVisor is refused rather than run without it

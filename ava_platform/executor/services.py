@@ -247,7 +247,8 @@ def task_template(
             }
         },
         "RestartPolicy": {"Condition": "none", "MaxAttempts": 0},
-        # egress: no attachment, so the node's default bridge, as a local container's
+        # egress: the network the operator firewalled (executor/swarm_egress.py), or none:
+        # the node's default bridge, when the operator said `bridge`
         "Networks": [] if network_id is None else [{"Target": network_id}],
         "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m", "max-file": "1"}},
     }

@@ -31,6 +31,7 @@ from ava_platform.executor.services import (
     Services,
     service_name,
 )
+from ava_platform.executor.swarm_egress import SwarmEgress
 from ava_platform.log import get_logger
 
 log = get_logger("ava.executor.swarm")
@@ -50,8 +51,10 @@ class SwarmExecutor:
         base_url: str | None = None,
         constraints: tuple[str, ...] = (),
         max_threads: int = 64,
+        egress: SwarmEgress | None = None,
     ) -> None:
         self._engine = Services(platform_id, base_url, constraints)
+        self._egress = egress or SwarmEgress(None, base_url)
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="ava-swarm")
         self._runs = 0
         self._reaping: set[asyncio.Task[None]] = set()
@@ -93,7 +96,9 @@ class SwarmExecutor:
 
     def _create(self, name: str, spec: RunSpec) -> str:
         image_id = self._engine.image_id(spec.image)
-        network_id = None if spec.network_enabled else self._engine.none_network()
+        network_id = (
+            self._egress.network_id() if spec.network_enabled else self._engine.none_network()
+        )
         secrets = self._engine.create_secrets(name, spec.envelope)
         try:
             return self._engine.create(name, spec, image_id, secrets, network_id)
