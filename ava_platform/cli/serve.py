@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -35,10 +36,20 @@ def _server_class() -> type:
             # started: the sockets listen and the app's startup hooks are done. On stdout, which
             # nothing else uses: the logs (JSON off a terminal) go to stderr.
             if self.started and not self.should_exit:
+                _freeze_startup_heap()
                 sys.stdout.write(f"listening on {listening_url(self.config.host, self.servers)}\n")
                 sys.stdout.flush()
 
     return Server
+
+
+def _freeze_startup_heap() -> None:
+    """Moves what start-up made (modules, classes, the app: about 135,000 objects) out of the
+    collector's reach. Every full collection walked them all, 180 ms each on this machine's
+    2 cores, and it ran on whichever thread allocated: /healthz answered in 190-380 ms at
+    those moments. What is allocated from here on is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(
