@@ -9,7 +9,8 @@
    of 20).
 4. p99 of GET /jobs/{id} from a sequential client while 40 jobs run at concurrency 4 on the
    same process, each printing a line every 20 ms, with an SSE follower per running job
-   (target ≤ 20 ms); the same client on the idle process is printed beside it.
+   (target ≤ 20 ms); the same client on the idle process is printed beside it, and the bare
+   app's p99 sampled at the same time (a process with no work, on the same two cores).
 
 Needs wrk and the python runtime image (`make bench` sees to both).
 Run: .venv/bin/python bench/api.py
@@ -195,8 +196,11 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
-def under_load(url: str, hdrs: dict[str, str], job_path: str) -> None:
-    with httpx.Client(base_url=url, headers=hdrs, timeout=30) as client:
+def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None:
+    with (
+        httpx.Client(base_url=url, headers=hdrs, timeout=30) as client,
+        httpx.Client(base_url=bare, timeout=30) as bare_client,
+    ):
         stop = threading.Event()
         timer = threading.Timer(3.0, stop.set)
         timer.start()
@@ -209,8 +213,10 @@ def under_load(url: str, hdrs: dict[str, str], job_path: str) -> None:
             f"/v1/ava/workers/{worker}/jobs", params={"wait": 60}, json={}
         ).raise_for_status()
         stop = threading.Event()
-        with ThreadPoolExecutor(LOAD_JOBS + 1) as pool:
+        with ThreadPoolExecutor(LOAD_JOBS + 2) as pool:
             sampled = pool.submit(sample_latency, client, job_path, stop)
+            # the floor: a process with no work of its own, on the same cores at the same time
+            floor = pool.submit(sample_latency, bare_client, job_path, stop)
             started = time.perf_counter()
             ids = [
                 client.post(f"/v1/ava/workers/{worker}/jobs", json={}).json()["id"]
@@ -221,6 +227,7 @@ def under_load(url: str, hdrs: dict[str, str], job_path: str) -> None:
             elapsed = time.perf_counter() - started
             stop.set()
             loaded = sampled.result(timeout=30)
+            bare_loaded = floor.result(timeout=30)
         ends = [client.get(f"/v1/ava/jobs/{i}").json()["status"] for i in ids]
     print(
         f"\nGET /jobs/{{id}} from a sequential client: idle p99 {p99(idle):.1f} ms "
@@ -228,6 +235,11 @@ def under_load(url: str, hdrs: dict[str, str], job_path: str) -> None:
         f"with an SSE follower each ({lines} lines followed, {elapsed:.1f} s, "
         f"{ends.count('succeeded')}/{LOAD_JOBS} succeeded): p50 {statistics.median(loaded):.1f} ms, "
         f"p99 {p99(loaded):.1f} ms over {len(loaded)} requests (target p99 ≤ 20 ms)"
+    )
+    print(
+        f"the bare app at the same time, on the same cores: p50 {statistics.median(bare_loaded):.1f}"
+        f" ms, p99 {p99(bare_loaded):.1f} ms over {len(bare_loaded)} requests; "
+        f"AVA's p99 ÷ the bare app's: {p99(loaded) / p99(bare_loaded):.2f}"
     )
 
 
@@ -246,7 +258,8 @@ def main() -> None:
                 routes, fixtures = fixtures_of(client, tmp)
             with bare_server(fixtures) as bare:
                 throughput(url, bare, routes, hdrs)
-            under_load(url, headers(tenant=TENANT, role="tenant-admin"), routes["GET /jobs/{id}"])
+                admin = headers(tenant=TENANT, role="tenant-admin")
+                under_load(url, bare, admin, routes["GET /jobs/{id}"])
 
 
 if __name__ == "__main__":
