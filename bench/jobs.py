@@ -174,6 +174,7 @@ def main() -> None:
                 n = WARM_JOBS[runtime]
                 wid = worker(client, runtime)
                 paced(client, wid, 5, PACE_S)  # demand: the pool grows for this shape
+                settle(client)  # "with the pool warm": its containers made and started
                 ours, warm = paced(client, wid, n, PACE_S)
                 settle(client)
                 plain = [plain_run(runtime, i) for i in range(min(n, 20))]

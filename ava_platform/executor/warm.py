@@ -65,15 +65,19 @@ class WarmPool:
     # -- attempts -----------------------------------------------------------------------------
 
     def take(self, shape: Shape) -> Idle | None:
-        """The freshest usable container of `shape`, or None (the attempt goes cold). Either
-        way the demand is counted, so the pool grows toward it."""
+        """The oldest container of `shape` not near its TTL, or None (the attempt goes cold).
+        Either way the demand is counted, so the pool grows toward it."""
         state = self._shapes.setdefault(shape, _ShapeState())
         now = self._now()
         state.demand.append(now)
-        # the freshest is the furthest from its TTL; if it is past handing out, all are
-        if state.idle and now - state.idle[-1].born_s < self.settings.idle_ttl_s - HANDOUT_MARGIN_S:
-            self.hits += 1
-            return state.idle.pop()
+        # oldest first: the newest was started a moment ago and its runtime may still be
+        # loading (node takes ~0.3 s), which a job taking it would wait for; the older ones
+        # near their TTL are left to expire
+        for idle in state.idle:
+            if now - idle.born_s < self.settings.idle_ttl_s - HANDOUT_MARGIN_S:
+                state.idle.remove(idle)
+                self.hits += 1
+                return idle
         self.misses += 1
         return None
 

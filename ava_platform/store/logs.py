@@ -16,7 +16,7 @@ class LogStore:
         self, job_id: str, attempt: int, lines: list[tuple[str, str, str]], *, truncated: bool
     ) -> int:
         """Stores (ts, stream, line) rows in one transaction; returns the last seq written."""
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(bulk=True) as conn:
             await conn.executemany(
                 "INSERT INTO job_logs (job_id, attempt, ts, stream, line) VALUES (?, ?, ?, ?, ?)",
                 [(job_id, attempt, ts, stream, line) for ts, stream, line in lines],

@@ -81,6 +81,15 @@ def test_a_container_near_its_ttl_is_never_handed_out_and_expires() -> None:
     assert [i.container_id for i in p.expired()] == ["c0"]
 
 
+def test_the_oldest_usable_container_goes_first_the_newest_may_still_be_starting() -> None:
+    p, clock = pool(idle_ttl_s=20)
+    for name, age in (("near_ttl", 18.0), ("older", 9.0), ("newer", 4.0), ("newest", 0.0)):
+        p.put(Idle(name, PY, clock.t - age))
+    assert [p.take(PY).container_id for _ in range(3)] == ["older", "newer", "newest"]  # type: ignore[union-attr]
+    assert p.take(PY) is None
+    assert [i.container_id for i in p.expired()] == ["near_ttl"]
+
+
 def test_idle_shrinks_to_the_minimum_when_demand_stops() -> None:
     p, clock = pool(min_per_shape=1, idle_ttl_s=30)
     for _ in range(4):

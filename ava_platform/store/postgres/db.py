@@ -158,7 +158,8 @@ class PostgresDatabase:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, bulk: bool = False) -> AsyncIterator[Connection]:
+        """`bulk` changes nothing here: every statement is awaited on the driver's socket."""
         pool = self.pool
         try:
             conn = await pool.acquire()
