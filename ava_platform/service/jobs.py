@@ -29,6 +29,7 @@ from ava_platform.service.events import JobEvents
 from ava_platform.service.sandbox import OpenSandbox, Sandbox, require_egress
 from ava_platform.service.workers import WorkerService
 from ava_platform.store.jobs import JobFilters, JobStore
+from ava_platform.store.json_rows import decode_job
 from ava_platform.store.logs import LogStore
 
 MAX_INPUT_BYTES = 1024 * 1024
@@ -180,11 +181,15 @@ class JobService:
         return job
 
     async def get(self, who: Principal, job_id: str) -> Job:
+        return decode_job(await self.get_json(who, job_id))
+
+    async def get_json(self, who: Principal, job_id: str) -> bytes:
+        """The job's JSON as the store built it, for the API to send without decoding."""
         who.require(Permission.READ)
-        job = await self._jobs.get(who.tenant_id, job_id)
-        if job is None:
+        body = await self._jobs.get_json(who.tenant_id, job_id)
+        if body is None:
             raise NotFound(f"job {job_id} not found", code="job_not_found")
-        return job
+        return body
 
     async def page(self, who: Principal, query: JobQuery) -> tuple[list[Job], int]:
         body, total = await self.page_json(who, query)

@@ -12,7 +12,7 @@ from ava_platform.errors import QuotaExceeded, StoreError
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
-from ava_platform.store.json_rows import decode_job, job_object, json_array
+from ava_platform.store.json_rows import decode_job, job_object, json_array, json_bytes
 from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
@@ -358,13 +358,18 @@ class JobStore:
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, tenant_id: str | None, job_id: str) -> Job | None:
+        body = await self.get_json(tenant_id, job_id)
+        return decode_job(body) if body is not None else None
+
+    async def get_json(self, tenant_id: str | None, job_id: str) -> bytes | None:
+        """The job as the JSON of `Job` the database builds (served as is), or None."""
         sql = f"{self._job_json} WHERE j.id = ?"
         params: list[Any] = [job_id]
         if tenant_id is not None:
             sql += " AND j.tenant_id = ?"
             params.append(tenant_id)
         row = await self._db.fetchone(sql, params)
-        return decode_job(row[0]) if row else None
+        return json_bytes(row[0]) if row else None
 
     async def page(
         self,

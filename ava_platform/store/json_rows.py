@@ -118,10 +118,10 @@ def _text(value: Any) -> str | bytes:
 
 def json_array(rows: list[Any]) -> bytes:
     """The objects of `rows` (first column) as one JSON array, as the database built them."""
-    return b"[" + b",".join(_bytes(r[0]) for r in rows) + b"]"
+    return b"[" + b",".join(json_bytes(r[0]) for r in rows) + b"]"
 
 
-def _bytes(value: Any) -> bytes:
+def json_bytes(value: Any) -> bytes:
     text = _text(value)
     return text.encode() if isinstance(text, str) else text
 

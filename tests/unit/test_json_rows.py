@@ -115,6 +115,10 @@ async def test_a_job_with_attempts_reads_back_whole_by_id_and_in_a_page(
     )
     assert as_encoded(served) == msgspec.json.encode([job])
     assert await jobs.get("ten_other", queued.id) is None  # another tenant's job: not found
+    # GET /jobs/{id} serves the database's JSON as is: the model's own encoding
+    one = await jobs.get_json(ADMIN.tenant_id, queued.id)
+    assert one is not None and as_encoded(one) == msgspec.json.encode(job)
+    assert await jobs.get_json("ten_other", queued.id) is None
 
 
 async def test_a_worker_reads_back_whole_by_id_and_in_a_list(store_db: Database) -> None:
