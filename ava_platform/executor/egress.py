@@ -130,7 +130,38 @@ class EgressStatus:
     reason: str = ""  # why egress jobs are refused, when not ready
 
 
-class EgressGuard:
+class EgressReadiness:
+    """What egress jobs need, set up once per process by `prepare` (again while it is not
+    ready, so a later attempt can succeed); `status` says whether they may run. Subclasses
+    give `_prepare` and what to log when ready."""
+
+    _lock: threading.Lock
+    _status: EgressStatus | None = None
+
+    @property
+    def status(self) -> EgressStatus | None:
+        """None until `prepare` ran."""
+        return self._status
+
+    def prepare(self) -> EgressStatus:
+        """Blocking (engine calls, maybe iptables): run it on a thread. Never raises."""
+        with self._lock:
+            if self._status is None or not self._status.ready:
+                self._status = self._prepare()
+                if self._status.ready:
+                    log.info("egress_ready", **self._ready_fields())
+                else:
+                    log.warning("egress_unavailable", reason=self._status.reason)
+            return self._status
+
+    def _prepare(self) -> EgressStatus:
+        raise NotImplementedError
+
+    def _ready_fields(self) -> dict[str, str]:
+        return {}
+
+
+class EgressGuard(EgressReadiness):
     """Creates the managed network and installs its rules, once per process (`prepare`);
     `status` says whether egress containers may be created."""
 
@@ -147,23 +178,9 @@ class EgressGuard:
         self._run = run
         self._client = client
         self._lock = threading.Lock()
-        self._status: EgressStatus | None = None
 
-    @property
-    def status(self) -> EgressStatus | None:
-        """None until `prepare` ran."""
-        return self._status
-
-    def prepare(self) -> EgressStatus:
-        """Blocking (engine and iptables calls): run it on a thread. Never raises."""
-        with self._lock:
-            if self._status is None or not self._status.ready:
-                self._status = self._prepare()
-                if self._status.ready:
-                    log.info("egress_ready", network=NETWORK, bridge=BRIDGE)
-                else:
-                    log.warning("egress_unavailable", reason=self._status.reason)
-            return self._status
+    def _ready_fields(self) -> dict[str, str]:
+        return {"network": NETWORK, "bridge": BRIDGE}
 
     def _prepare(self) -> EgressStatus:
         try:

@@ -11,11 +11,9 @@ import threading
 from typing import Any
 
 from ava_platform.errors import ExecutorError
-from ava_platform.executor.egress import EgressStatus
+from ava_platform.executor.egress import EgressReadiness, EgressStatus
 from ava_platform.executor.engine import engine_client
-from ava_platform.log import get_logger
 
-log = get_logger("ava.executor.swarm_egress")
 NODE_BRIDGE = "bridge"  # no attachment: the node's default bridge, unfirewalled by AVA
 UNSET_REASON = (
     "the swarm executor cannot install the egress firewall on the swarm's nodes; "
@@ -24,7 +22,7 @@ UNSET_REASON = (
 )
 
 
-class SwarmEgress:
+class SwarmEgress(EgressReadiness):
     """`prepare` checks the named network once per process (again while it is not ready);
     `network_id` is what an egress task attaches to."""
 
@@ -33,23 +31,10 @@ class SwarmEgress:
         self._base_url = base_url
         self._client = client
         self._lock = threading.Lock()
-        self._status: EgressStatus | None = None
         self._network_id: str | None = None
 
-    @property
-    def status(self) -> EgressStatus | None:
-        return self._status
-
-    def prepare(self) -> EgressStatus:
-        """Blocking (an engine call): run it on a thread. Never raises."""
-        with self._lock:
-            if self._status is None or not self._status.ready:
-                self._status = self._prepare()
-                if self._status.ready:
-                    log.info("swarm_egress_ready", network=self._network)
-                else:
-                    log.warning("egress_unavailable", reason=self._status.reason)
-            return self._status
+    def _ready_fields(self) -> dict[str, str]:
+        return {"swarm_network": self._network or ""}
 
     def network_id(self) -> str | None:
         """The network an egress task joins (None: no attachment, the node's bridge); raises
