@@ -33,6 +33,7 @@ from ava_platform.service.versions import VersionService
 from ava_platform.service.webhook_urls import UrlPolicy
 from ava_platform.service.webhooks import DeliveryLog, WebhookSecrets
 from ava_platform.service.workers import WorkerService
+from ava_platform.stopping import bounded
 from ava_platform.store.database import Database
 from ava_platform.store.db import Database as SqliteDatabase
 from ava_platform.store.jobs import JobStore
@@ -192,13 +193,13 @@ class Platform:
 
     async def stop(self) -> None:
         if self._run_scheduler:
-            await self.webhook_loop.stop()
-            await self.cron.stop()
-            await self.scheduler.stop()
-        await self.deploys.stop()
-        await self.executor.close()
-        await self.events.stop()
-        await self.db.close()
+            await bounded("webhooks", self.webhook_loop.stop())
+            await bounded("cron", self.cron.stop())
+            await bounded("scheduler", self.scheduler.stop())
+        await bounded("deploys", self.deploys.stop())
+        await bounded("executor", self.executor.close())
+        await bounded("events", self.events.stop())
+        await bounded("store", self.db.close())
 
     def _wire_deploys_and_schedules(self, settings: Settings, builder: ImageBuilder | None) -> None:
         """Secrets, deploys, versions and schedules."""

@@ -7,10 +7,11 @@
 3. Loads each route on both with wrk (same threads, connections, duration), alternating
    rounds, and prints req/s and AVA ÷ bare (target ≥ 0.5 for one resource, ≥ 0.35 for a page
    of 20).
-4. p99 of GET /jobs/{id} from a sequential client while 40 jobs run at concurrency 4 on the
-   same process, each printing a line every 20 ms, with an SSE follower per running job
-   (target ≤ 20 ms); the same client on the idle process is printed beside it, and the bare
-   app's p99 sampled at the same time (a process with no work, on the same two cores).
+4. p99 of GET /jobs/{id} from a sequential client (bench/latency_probe.py, a process of its
+   own) while 40 jobs run at concurrency 4 on the same process, each printing a line every
+   20 ms, with an SSE follower per job (target ≤ 20 ms); the same client on the idle process
+   is printed beside it, and the bare app's p99 sampled at the same time (a process with no
+   work, on the same two cores).
 
 Needs wrk and the python runtime image (`make bench` sees to both).
 Run: .venv/bin/python bench/api.py
@@ -27,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -171,14 +171,19 @@ def throughput(ava: str, bare: str, routes: dict[str, str], hdrs: dict[str, str]
         print(f"{label:<20}{b:>12.0f}{a:>12.0f}{a / b:>10.2f}{target:>9}")
 
 
-def sample_latency(client: httpx.Client, path: str, stop: threading.Event) -> list[float]:
-    times_ms: list[float] = []
-    while not stop.is_set() and len(times_ms) < 100_000:
-        started = time.perf_counter()
-        client.get(path).raise_for_status()
-        times_ms.append((time.perf_counter() - started) * 1000)
-        time.sleep(0.005)
-    return times_ms
+@contextmanager
+def latency_probe(url: str, path: str, hdrs: dict[str, str]) -> Iterator[list[float]]:
+    """bench/latency_probe.py sampling `url + path` while the block runs; the list holds its
+    latencies (ms) once the block ends."""
+    argv = [sys.executable, str(ROOT / "bench" / "latency_probe.py"), url, path, json.dumps(hdrs)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    samples: list[float] = []
+    try:
+        time.sleep(0.5)  # its interpreter started and its first requests made
+        yield samples
+    finally:
+        out, _ = proc.communicate(timeout=60)
+    samples.extend(json.loads(out))
 
 
 def follow(url: str, hdrs: dict[str, str], job_id: str) -> int:
@@ -197,14 +202,9 @@ def p99(samples: list[float]) -> float:
 
 
 def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None:
-    with (
-        httpx.Client(base_url=url, headers=hdrs, timeout=30) as client,
-        httpx.Client(base_url=bare, timeout=30) as bare_client,
-    ):
-        stop = threading.Event()
-        timer = threading.Timer(3.0, stop.set)
-        timer.start()
-        idle = sample_latency(client, job_path, stop)
+    with httpx.Client(base_url=url, headers=hdrs, timeout=30) as client:
+        with latency_probe(url, job_path, hdrs) as idle:
+            time.sleep(3.0)
         worker = client.post(
             "/v1/ava/workers",
             json={"name": "chatty", "runtime": "python", "source_code": CHATTY, "network": "none"},
@@ -212,11 +212,12 @@ def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None
         client.post(
             f"/v1/ava/workers/{worker}/jobs", params={"wait": 60}, json={}
         ).raise_for_status()
-        stop = threading.Event()
-        with ThreadPoolExecutor(LOAD_JOBS + 2) as pool:
-            sampled = pool.submit(sample_latency, client, job_path, stop)
+        with (
+            latency_probe(url, job_path, hdrs) as loaded,
             # the floor: a process with no work of its own, on the same cores at the same time
-            floor = pool.submit(sample_latency, bare_client, job_path, stop)
+            latency_probe(bare, job_path, {}) as bare_loaded,
+            ThreadPoolExecutor(LOAD_JOBS) as pool,
+        ):
             started = time.perf_counter()
             ids = [
                 client.post(f"/v1/ava/workers/{worker}/jobs", json={}).json()["id"]
@@ -225,14 +226,11 @@ def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None
             followed = [pool.submit(follow, url, hdrs, job_id) for job_id in ids]
             lines = sum(f.result(timeout=300) for f in followed)
             elapsed = time.perf_counter() - started
-            stop.set()
-            loaded = sampled.result(timeout=30)
-            bare_loaded = floor.result(timeout=30)
         ends = [client.get(f"/v1/ava/jobs/{i}").json()["status"] for i in ids]
     print(
-        f"\nGET /jobs/{{id}} from a sequential client: idle p99 {p99(idle):.1f} ms "
-        f"({len(idle)} requests); while {LOAD_JOBS} jobs ran at concurrency {LOAD_CONCURRENCY} "
-        f"with an SSE follower each ({lines} lines followed, {elapsed:.1f} s, "
+        f"\nGET /jobs/{{id}} from a sequential client in its own process: idle p99 "
+        f"{p99(idle):.1f} ms ({len(idle)} requests); while {LOAD_JOBS} jobs ran at concurrency "
+        f"{LOAD_CONCURRENCY} with an SSE follower each ({lines} lines followed, {elapsed:.1f} s, "
         f"{ends.count('succeeded')}/{LOAD_JOBS} succeeded): p50 {statistics.median(loaded):.1f} ms, "
         f"p99 {p99(loaded):.1f} ms over {len(loaded)} requests (target p99 ≤ 20 ms)"
     )

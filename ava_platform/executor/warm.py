@@ -8,7 +8,8 @@ memory, cpus, network, isolation), sized by recent demand (in the spirit of Open
 prewarming): a shape that was asked for in the last DEMAND_WINDOW_S wants as many containers
 as it was asked for there (at least one while asked for within the idle TTL), between the
 per-shape minimum and maximum, and all shapes together stay under a cap on idle containers
-and on their memory. A container that no attempt takes ends itself after the idle TTL.
+and on their memory. A container that no attempt takes ends itself after the idle TTL; one
+is removed before it only when the caps must make room for a shape asked for now.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ class WarmPool:
         wanted = max(recent, 1 if state.demand else 0)
         return max(self.settings.min_per_shape, min(self.settings.max_per_shape, wanted))
 
+    def _crowded_out(self) -> bool:
+        """Some shape short of its target that the caps have no room for."""
+        return any(
+            self.target(shape) > len(state.idle) + state.creating and not self._fits(shape)
+            for shape, state in self._shapes.items()
+        )
+
     def _fits(self, shape: Shape) -> bool:
         count = sum(len(s.idle) + s.creating for s in self._shapes.values())
         memory = sum((len(s.idle) + s.creating) * k.memory_mb for k, s in self._shapes.items())
@@ -122,7 +130,11 @@ class WarmPool:
 
     def surplus(self) -> list[Idle]:
         """Idle containers beyond their shape's target (its demand moved away), oldest first,
-        taken off the pool, so the caps leave room for the shapes asked for now."""
+        taken off the pool when the caps keep a shape asked for now from its containers.
+        Otherwise they wait out their TTL: removing one early is engine work that a burst
+        coming back would pay for twice, to remove it and to make its replacement."""
+        if not self._crowded_out():
+            return []
         out = []
         for shape, state in self._shapes.items():
             extra = len(state.idle) - self.target(shape)

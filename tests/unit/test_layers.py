@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ava_platform"
 ROOT = "ava_platform"
 
 # the top-level modules the rest stands on: pure, importing only each other
-FOUNDATION = {"__init__", "clock", "config", "errors", "ids", "log", "models"}
+FOUNDATION = {"__init__", "clock", "config", "errors", "ids", "log", "models", "stopping"}
 # the outermost layers: the composition root and the entry points may import any layer
 OUTERMOST = {"__main__", "cli", "wiring"}
 _ABOVE_FOUNDATION = {

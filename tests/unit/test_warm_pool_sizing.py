@@ -72,6 +72,17 @@ def test_a_shape_no_longer_asked_for_gives_way() -> None:
     assert p.wanted() == JS
 
 
+def test_idle_containers_past_their_demand_wait_out_the_ttl_while_nothing_needs_the_room() -> None:
+    p, clock = pool(max_per_shape=4, idle_ttl_s=60)
+    for _ in range(4):
+        p.take(PY)
+    fill(p, clock)
+    clock.t += DEMAND_WINDOW_S + 1
+    assert p.target(PY) == 1
+    assert p.surplus() == []  # a burst coming back finds all four
+    assert [p.take(PY) is not None for _ in range(5)] == [True] * 4 + [False]
+
+
 def test_a_container_near_its_ttl_is_never_handed_out_and_expires() -> None:
     p, clock = pool(idle_ttl_s=20)
     p.take(PY)
