@@ -13,6 +13,7 @@ unprotected.
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import os
 import shutil
@@ -130,7 +131,7 @@ class EgressStatus:
     reason: str = ""  # why egress jobs are refused, when not ready
 
 
-class EgressReadiness:
+class EgressReadiness(abc.ABC):
     """What egress jobs need, set up once per process by `prepare` (again while it is not
     ready, so a later attempt can succeed); `status` says whether they may run. Subclasses
     give `_prepare` and what to log when ready."""
@@ -154,8 +155,8 @@ class EgressReadiness:
                     log.warning("egress_unavailable", reason=self._status.reason)
             return self._status
 
-    def _prepare(self) -> EgressStatus:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _prepare(self) -> EgressStatus: ...
 
     def _ready_fields(self) -> dict[str, str]:
         return {}
