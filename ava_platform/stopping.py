@@ -1,5 +1,5 @@
 """Shutdown that always ends: each step of Platform.stop gets a time bound, and a step that
-overruns is logged with what every task was waiting on, then left behind, so SIGTERM ends the
+overruns is logged with what every task was waiting on, then cancelled, so SIGTERM ends the
 process (and a test's platform stops) even when one part hangs."""
 
 from __future__ import annotations

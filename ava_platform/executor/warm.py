@@ -90,8 +90,8 @@ class WarmPool:
         if not self.settings.enabled:
             return None
         best: tuple[int, Shape] | None = None
-        for shape, state in self._shapes.items():
-            gap = self.target(shape) - len(state.idle) - state.creating
+        for shape in self._shapes:
+            gap = self._short_of_target(shape)
             if gap > 0 and self._fits(shape) and (best is None or gap > best[0]):
                 best = (gap, shape)
         return best[1] if best else None
@@ -107,11 +107,15 @@ class WarmPool:
         wanted = max(recent, 1 if state.demand else 0)
         return max(self.settings.min_per_shape, min(self.settings.max_per_shape, wanted))
 
+    def _short_of_target(self, shape: Shape) -> int:
+        """How many containers `shape` lacks of its target, counting those being made."""
+        state = self._shapes[shape]
+        return self.target(shape) - len(state.idle) - state.creating
+
     def _crowded_out(self) -> bool:
         """Some shape short of its target that the caps have no room for."""
         return any(
-            self.target(shape) > len(state.idle) + state.creating and not self._fits(shape)
-            for shape, state in self._shapes.items()
+            self._short_of_target(shape) > 0 and not self._fits(shape) for shape in self._shapes
         )
 
     def _fits(self, shape: Shape) -> bool:
