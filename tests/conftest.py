@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import (
     TEST_IMAGE_NAMESPACE,
+    assert_documents_current,
     headers,
     image_ids,
     thread_server,
@@ -100,6 +101,7 @@ async def store_db(database_env: dict[str, str], db_path: Path) -> AsyncIterator
         yield db
     finally:
         await db.close()
+    assert_documents_current(db_path)
 
 
 _TIERS = ("unit", "integration", "e2e", "chaos", "browser")

@@ -13,7 +13,7 @@ from ava_platform.executor.base import RunSpec
 from ava_platform.executor.builds import FakeImageBuilder
 from ava_platform.executor.fake import FakeExecutor
 from ava_platform.wiring import Platform
-from tests.support import app_server, server_env
+from tests.support import app_server, assert_documents_current, server_env
 
 
 def talking_script(
@@ -40,3 +40,4 @@ def scripted_server(db_path: Path, delay_s: float = 0.3, **env: str) -> Iterator
     app = create_app(platform, internal_secret=settings.internal_secret)
     with app_server(app) as url:
         yield url
+    assert_documents_current(db_path)

@@ -34,6 +34,7 @@ from ava_platform.service.validation import (
     check_secrets,
     check_source,
 )
+from ava_platform.store.json_rows import decode_worker
 from ava_platform.store.workers import Change, VersionStore, WorkerStore
 
 _SOURCE_FIELDS = ("source_code", "entrypoint")
@@ -133,11 +134,15 @@ class WorkerService:
             problems.add("isolation", reason)
 
     async def get(self, who: Principal, worker_id: str) -> Worker:
+        return decode_worker(await self.get_json(who, worker_id))
+
+    async def get_json(self, who: Principal, worker_id: str) -> bytes:
+        """The worker's JSON as the store holds it, for the API to send without decoding."""
         who.require(Permission.READ)
-        worker = await self._store.get(who.tenant_id, worker_id)
-        if worker is None:
+        body = await self._store.get_json(who.tenant_id, worker_id)
+        if body is None:
             raise NotFound(f"worker {worker_id} not found", code="worker_not_found")
-        return worker
+        return body
 
     async def list(self, who: Principal, query: WorkerQuery) -> tuple[list[Worker], int]:
         body, total = await self.list_json(who, query)

@@ -28,6 +28,7 @@ import aiosqlite
 from ava_platform.errors import StoreError, StoreFull
 from ava_platform.log import get_logger
 from ava_platform.store.database import SQLITE
+from ava_platform.store.documents import ensure_documents
 from ava_platform.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any]
@@ -175,6 +176,7 @@ class Database:
         try:
             self._writer = await _connect(self.path)
             await self._migrate(self._writer)
+            await ensure_documents(self._writer)
             self._reader = await _connect(self.path)
             await self._reader.execute("PRAGMA query_only=ON")
             self._inline = _connect_inline(self.path)

@@ -12,7 +12,7 @@ from ava_platform.errors import QuotaExceeded, StoreError
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
-from ava_platform.store.json_rows import decode_job, job_object, json_array, json_bytes
+from ava_platform.store.json_rows import decode_job, job_document, json_array, json_bytes
 from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
@@ -293,7 +293,7 @@ def _attempt(row: Row) -> Attempt:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._job_json = f"SELECT {job_object(db.dialect)} FROM jobs j"
+        self._job_json = f"SELECT {job_document(db.dialect)} FROM jobs j"
 
     # -- queueing ---------------------------------------------------------------------------
 

@@ -111,6 +111,27 @@ def worker_object(dialect: Dialect, alias: str = "w") -> str:
     return f"{dialect.json_object}({_pairs(dialect, _WORKER, alias)})"
 
 
+def job_document(dialect: Dialect, alias: str = "j") -> str:
+    """What a read selects for the job of row `alias`: on SQLite the document its triggers keep
+    (store/documents.py), on PostgreSQL the object built in its own process."""
+    return f"{alias}.doc" if dialect.name == "sqlite" else job_object(dialect, alias)
+
+
+def worker_document(dialect: Dialect, alias: str = "w") -> str:
+    """As `job_document`, for a worker."""
+    return f"{alias}.doc" if dialect.name == "sqlite" else worker_object(dialect, alias)
+
+
+def job_columns() -> list[str]:
+    """The jobs columns a job's JSON is built from (its attempts aside)."""
+    return [name.lstrip("~.") for name in _JOB if not name.startswith("@")]
+
+
+def worker_columns() -> list[str]:
+    """The workers columns a worker's JSON is built from."""
+    return [name.lstrip("~.") for name in _WORKER]
+
+
 def _text(value: Any) -> str | bytes:
     # SQLite gives the JSON as text; asyncpg gives a json column as text as well
     return value if isinstance(value, str | bytes) else msgspec.json.encode(value)

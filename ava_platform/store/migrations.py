@@ -273,4 +273,10 @@ MIGRATIONS: list[str] = [
     UPDATE jobs SET run = json_set(run, '$.isolation', 'container')
         WHERE run IS NOT NULL AND json_extract(run, '$.isolation') IS NULL;
     """,
+    # 13: each job and worker keeps its JSON as served, rewritten by triggers that
+    # store/documents.py installs at every open from the code's field lists (#16)
+    """
+    ALTER TABLE jobs ADD COLUMN doc TEXT;
+    ALTER TABLE workers ADD COLUMN doc TEXT;
+    """,
 ]

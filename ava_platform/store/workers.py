@@ -10,7 +10,7 @@ import msgspec
 
 from ava_platform.models import Worker, WorkerStatus, WorkerVersion
 from ava_platform.store.database import Database, Dialect, Row, xact_lock
-from ava_platform.store.json_rows import decode_worker, json_array, worker_object
+from ava_platform.store.json_rows import decode_worker, json_array, json_bytes, worker_document
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
@@ -64,7 +64,7 @@ def _from_row(row: Row) -> Worker:
 class WorkerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._worker_json = f"SELECT {worker_object(db.dialect)} FROM workers w"
+        self._worker_json = f"SELECT {worker_document(db.dialect)} FROM workers w"
 
     async def insert(self, worker: Worker) -> None:
         async with self._db.transaction() as conn:
@@ -116,10 +116,15 @@ class WorkerStore:
         )
 
     async def get(self, tenant_id: str, worker_id: str) -> Worker | None:
+        body = await self.get_json(tenant_id, worker_id)
+        return decode_worker(body) if body is not None else None
+
+    async def get_json(self, tenant_id: str, worker_id: str) -> bytes | None:
+        """The worker as the JSON of `Worker` the database holds or builds, or None."""
         row = await self._db.fetchone(
             f"{self._worker_json} WHERE w.id = ? AND w.tenant_id = ?", (worker_id, tenant_id)
         )
-        return decode_worker(row[0]) if row else None
+        return json_bytes(row[0]) if row else None
 
     async def get_any_tenant(self, worker_id: str) -> Worker | None:
         """For the scheduler, which acts on behalf of whichever tenant owns the job."""

@@ -30,7 +30,7 @@ from ava_platform.store.db import Database, Params
 from ava_platform.store.jobs import JobStore
 from ava_platform.store.migrations import MIGRATIONS
 from ava_platform.store.workers import VersionStore, WorkerStore
-from tests.support import headers, thread_server
+from tests.support import assert_documents_current, headers, thread_server
 
 
 def schema(path: Path) -> list[tuple[str, str, str | None]]:
@@ -113,6 +113,44 @@ async def test_older_file_is_migrated_forward_keeping_its_rows(db_path: Path) ->
         assert msgspec.json.encode(msgspec.json.decode(body)) == msgspec.json.encode([job])
     finally:
         await db.close()
+
+
+async def test_documents_follow_the_code_that_opens_the_store(db_path: Path) -> None:
+    """The triggers keeping each row's JSON are the opening code's: a store written by code
+    whose triggers differ has them replaced and every document rewritten; a store whose
+    triggers match is left as it is, documents untouched (no rewrite at every start)."""
+    db = await open_db(db_path)
+    try:
+        who = Principal(tenant_id="ten_d", user_id="usr_a", role=Role.ADMIN)
+        made = await service_of(db).create(who, WorkerCreate(name="kept", runtime=Runtime.PYTHON))
+    finally:
+        await db.close()
+    with sqlite3.connect(db_path, isolation_level=None) as conn:
+        # as an older version's store: one trigger of another shape, documents out of date
+        conn.execute("DROP TRIGGER workers_doc_update")
+        conn.execute(
+            "CREATE TRIGGER workers_doc_update AFTER UPDATE OF name ON workers BEGIN SELECT 1; END"
+        )
+        conn.execute("UPDATE workers SET doc = '{}'")
+    db = await open_db(db_path)
+    try:
+        assert await WorkerStore(db).get("ten_d", made.id) == made
+        await service_of(db).update(who, made.id, WorkerPatch(description="changed"))
+    finally:
+        await db.close()
+    assert_documents_current(db_path)  # the replaced trigger followed the description
+    with sqlite3.connect(db_path, isolation_level=None) as conn:
+        conn.execute("UPDATE workers SET doc = json_set(doc, '$.name', 'marked')")
+    db = await open_db(db_path)
+    try:
+        found = await WorkerStore(db).get("ten_d", made.id)
+        assert found is not None and found.name == "marked"
+    finally:
+        await db.close()
+
+
+def service_of(db: Database) -> WorkerService:
+    return WorkerService(WorkerStore(db), VersionStore(db), SystemClock())
 
 
 async def test_file_is_in_wal_mode(db_path: Path) -> None:
