@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -187,14 +189,35 @@ def latency_probe(url: str, path: str, hdrs: dict[str, str]) -> Iterator[list[fl
 
 
 def follow(url: str, hdrs: dict[str, str], job_id: str) -> int:
-    lines = 0
-    with httpx.stream(
-        "GET", f"{url}/v1/ava/jobs/{job_id}/logs", headers={**hdrs, "accept": "text/event-stream"},
-        params={"follow": "true"}, timeout=60,
-    ) as response:  # fmt: skip
-        for line in response.iter_lines():
-            lines += line.startswith("data:")
-    return lines
+    """Follows the job's log stream to its end; the number of `data:` lines it carried. On a
+    raw socket: followed by httpx, 40 streams cost this process as much CPU as the AVA
+    process spent running the jobs, on the same two cores."""
+    parts = urlsplit(url)
+    path = f"/v1/ava/jobs/{job_id}/logs?follow=true"
+    lines = [f"GET {path} HTTP/1.1", f"host: {parts.netloc}", "accept: text/event-stream"]
+    lines += [*(f"{k}: {v}" for k, v in hdrs.items()), "connection: close"]
+    raw = bytearray()
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=60) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = bytes(raw).partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(f"following {job_id}: {head[:200]!r}")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = dechunk(body)
+    return sum(line.startswith(b"data:") for line in body.split(b"\n"))
+
+
+def dechunk(body: bytes) -> bytes:
+    out, at = bytearray(), 0
+    while True:
+        end = body.index(b"\r\n", at)
+        size = int(body[at:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2 : end + 2 + size]
+        at = end + 2 + size + 2
 
 
 def p99(samples: list[float]) -> float:
