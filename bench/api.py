@@ -56,7 +56,7 @@ from tests.support import (  # noqa: E402
 
 TENANT = "ten_bench"
 WORKERS, JOBS = 100, 200
-THREADS, CONNECTIONS, DURATION_S, ROUNDS = 2, 32, 4, 3
+THREADS, CONNECTIONS, DURATION_S, ROUNDS = 2, 32, 4, 5
 LOAD_JOBS, LOAD_CONCURRENCY = 40, 4
 CHATTY = (
     "import time\n"

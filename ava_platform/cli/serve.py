@@ -92,7 +92,14 @@ def serve(
     sys.setswitchinterval(0.001)
     server = _server_class()(
         uvicorn.Config(
-            application, host=host, port=port, log_level="warning", loop="uvloop", http="httptools"
+            application,
+            host=host,
+            port=port,
+            log_level="warning",
+            # at "warning" no access line is ever written; off, uvicorn skips building each one
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
         )
     )
     server.run()

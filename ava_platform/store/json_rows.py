@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from ava_platform.models import Job, Worker
-from ava_platform.store.database import Dialect
+from ava_platform.store.database import Database, Dialect
 
 # (key, column); a column holding JSON text is marked with a leading "~"
 _JOB = [
@@ -140,6 +140,15 @@ def _text(value: Any) -> str | bytes:
 def json_array(rows: list[Any]) -> bytes:
     """The objects of `rows` (first column) as one JSON array, as the database built them."""
     return b"[" + b",".join(json_bytes(r[0]) for r in rows) + b"]"
+
+
+async def page_total(db: Database, rows: list[Any], count: str, params: list[Any]) -> int:
+    """How many rows match, as a page's second column carries it (the count, read in the
+    page's own statement, so from the same snapshot); a page past the end asks on its own."""
+    if rows:
+        return int(rows[0][1])
+    row = await db.fetchone(count, params)
+    return int(row[0]) if row else 0
 
 
 def json_bytes(value: Any) -> bytes:

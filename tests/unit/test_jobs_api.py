@@ -39,6 +39,8 @@ def test_idempotency_key_returns_the_first_job(client: httpx.Client) -> None:
     other = client.post(url, json={"input": {"a": 1}}, headers={"Idempotency-Key": "other"})
     assert other.json()["id"] != first.json()["id"]
     assert client.get(url).json()["meta"]["total"] == 2
+    past = client.get(url, params={"page": 7, "per_page": 1}).json()  # past the last job
+    assert past["data"] == [] and past["meta"] == {"page": 7, "per_page": 1, "total": 2}
 
 
 def test_input_over_one_mib_is_refused_with_413_and_queues_nothing(client: httpx.Client) -> None:

@@ -60,3 +60,27 @@ def test_data_survives_a_restart(db_path: Path, database_env: dict[str, str]) ->
     with thread_server(db_path, **database_env) as url:
         got = httpx.get(f"{url}/v1/ava/workers/{made.json()['id']}", headers=hdrs)
     assert got.status_code == 200 and got.json()["name"] == "kept"
+
+
+async def test_a_page_counts_every_match_including_a_page_past_the_end(
+    store_db: Database,
+) -> None:
+    """A page carries how many rows match its filters, whether it holds some of them or,
+    past the last one, none (the count then comes from a statement of its own)."""
+    service = WorkerService(WorkerStore(store_db), VersionStore(store_db), SystemClock())
+    who = Principal(tenant_id="ten_p", user_id="usr_a", role=Role.ADMIN)
+    for name in ("one", "two", "three"):
+        await service.create(who, WorkerCreate(name=name, runtime=Runtime.PYTHON))
+    await service.create(
+        Principal(tenant_id="ten_other", user_id="usr_a", role=Role.ADMIN),
+        WorkerCreate(name="elsewhere", runtime=Runtime.PYTHON),
+    )
+    pages = [await service.list(who, WorkerQuery(page=n, per_page=2)) for n in (1, 2, 3, 50)]
+    assert [([w.name for w in found], total) for found, total in pages] == [
+        (["three", "two"], 3),
+        (["one"], 3),
+        ([], 3),
+        ([], 3),
+    ]
+    found, total = await service.list(who, WorkerQuery(q="thr", page=9))
+    assert (found, total) == ([], 1)
