@@ -2,11 +2,13 @@
 
 The database builds each object (a job with its attempts included) in the model's field order,
 and msgspec decodes it straight into the model, validated, in C. A page of jobs was three
-statements plus a Python dict, four JSON decodes and a `convert` per row; it is now two
-statements and one decode per row, which is what the job and worker routes spend most of their
-time on (#16). A list route serves the objects as built, not even decoded: every stored row is
-whole (migration 12 filled in the one field older rows lacked), and tests/unit/test_json_rows.py
-holds the built JSON to the model's own encoding of it, byte for byte."""
+statements plus a Python dict, four JSON decodes and a `convert` per row; it is now one
+statement (the page's total is one of its columns), which is what the job and worker routes
+spend most of their time on (#16). On SQLite the object is built once per write, by triggers,
+and kept (store/documents.py); PostgreSQL builds it at each read, in its own process. A list
+route serves the objects as built, not even decoded: every stored row is whole (migration 12
+filled in the one field older rows lacked), and tests/unit/test_json_rows.py holds the built
+JSON to the model's own encoding of it, byte for byte."""
 
 from __future__ import annotations
 
