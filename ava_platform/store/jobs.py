@@ -12,13 +12,7 @@ from ava_platform.errors import QuotaExceeded, StoreError
 from ava_platform.ids import new_id
 from ava_platform.models import Attempt, AttemptOutcome, ErrorInfo, Job, JobStatus, RunSettings
 from ava_platform.store.database import Database, Row, xact_lock
-from ava_platform.store.json_rows import (
-    decode_job,
-    job_document,
-    json_array,
-    json_bytes,
-    page_total,
-)
+from ava_platform.store.json_rows import decode_job, job_document, json_bytes, json_page
 from ava_platform.store.webhooks import QUEUE_DELIVERY_SQL
 
 _JOB_COLUMNS = (
@@ -299,8 +293,8 @@ def _attempt(row: Row) -> Attempt:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._job_doc = job_document(db.dialect)
-        self._job_json = f"SELECT {self._job_doc} FROM jobs j"
+        self._job_json = f"SELECT {job_document(db.dialect)} FROM jobs j"
+        self._page_doc = job_document(db.dialect, "t")
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -420,13 +414,9 @@ class JobStore:
         if filters is not None:
             _filter_clauses(filters, clauses, params)
         where = " AND ".join(clauses)
-        count = f"SELECT count(*) FROM jobs WHERE {where}"
-        rows = await self._db.fetchall(
-            f"SELECT {self._job_doc}, ({count}) FROM jobs j WHERE {where} "
-            "ORDER BY j.seq DESC LIMIT ? OFFSET ?",
-            [*params, *params, limit, offset],
+        return await json_page(
+            self._db, self._page_doc, "jobs", where, params, limit=limit, offset=offset
         )
-        return json_array(rows), await page_total(self._db, rows, count, params)
 
     async def status(self, job_id: str) -> JobStatus | None:
         row = await self._db.fetchone("SELECT status FROM jobs WHERE id = ?", (job_id,))

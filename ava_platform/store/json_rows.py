@@ -144,13 +144,30 @@ def json_array(rows: list[Any]) -> bytes:
     return b"[" + b",".join(json_bytes(r[0]) for r in rows) + b"]"
 
 
-async def page_total(db: Database, rows: list[Any], count: str, params: list[Any]) -> int:
-    """How many rows match, as a page's second column carries it (the count, read in the
-    page's own statement, so from the same snapshot); a page past the end asks on its own."""
+async def json_page(
+    db: Database,
+    doc: str,
+    table: str,
+    where: str,
+    params: list[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[bytes, int]:
+    """A page of `table`'s rows matching `where`, newest first, as the JSON array of their
+    documents (`doc`, a SELECT expression over alias `t`), and how many rows match. One
+    statement carries both, the count as a second column (so from the page's snapshot); a
+    page past the end has no row to carry it, and counts on its own."""
+    count = f"SELECT count(*) FROM {table} WHERE {where}"
+    rows = await db.fetchall(
+        f"SELECT {doc}, ({count}) FROM {table} t WHERE {where} "
+        "ORDER BY t.seq DESC LIMIT ? OFFSET ?",
+        [*params, *params, limit, offset],
+    )
     if rows:
-        return int(rows[0][1])
+        return json_array(rows), int(rows[0][1])
     row = await db.fetchone(count, params)
-    return int(row[0]) if row else 0
+    return b"[]", int(row[0]) if row else 0
 
 
 def json_bytes(value: Any) -> bytes:

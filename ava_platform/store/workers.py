@@ -10,13 +10,7 @@ import msgspec
 
 from ava_platform.models import Worker, WorkerStatus, WorkerVersion
 from ava_platform.store.database import Database, Dialect, Row, xact_lock
-from ava_platform.store.json_rows import (
-    decode_worker,
-    json_array,
-    json_bytes,
-    page_total,
-    worker_document,
-)
+from ava_platform.store.json_rows import decode_worker, json_bytes, json_page, worker_document
 
 _COLUMNS = (
     "id, tenant_id, name, description, runtime, entrypoint, source_code, config, secrets, "
@@ -70,8 +64,8 @@ def _from_row(row: Row) -> Worker:
 class WorkerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._worker_doc = worker_document(db.dialect)
-        self._worker_json = f"SELECT {self._worker_doc} FROM workers w"
+        self._worker_json = f"SELECT {worker_document(db.dialect)} FROM workers w"
+        self._page_doc = worker_document(db.dialect, "t")
 
     async def insert(self, worker: Worker) -> None:
         async with self._db.transaction() as conn:
@@ -166,13 +160,9 @@ class WorkerStore:
         """A page of the tenant's workers, newest first, as the JSON array of `Worker`s the
         database builds (served as is), and how many match."""
         where, params = _filters(self._db.dialect, tenant_id, status, runtime, q)
-        count = f"SELECT count(*) FROM workers WHERE {where}"
-        rows = await self._db.fetchall(
-            f"SELECT {self._worker_doc}, ({count}) FROM workers w WHERE {where} "
-            "ORDER BY w.seq DESC LIMIT ? OFFSET ?",
-            [*params, *params, limit, offset],
+        return await json_page(
+            self._db, self._page_doc, "workers", where, params, limit=limit, offset=offset
         )
-        return json_array(rows), await page_total(self._db, rows, count, params)
 
 
 def _filters(
