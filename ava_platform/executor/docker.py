@@ -1,7 +1,8 @@
 """The Docker implementation of the Executor: an attempt's life in a cold or a prewarmed
-container, and the pool's refills. Engine calls (executor/containers.py) run on a dedicated
-thread pool, never on the event loop; every container is killed and removed when its attempt
-ends, whatever happened, off the attempt's critical path."""
+container, and the pool's refills. The engine calls of an attempt go over the engine's API
+from the loop (executor/containers.py); the SDK's blocking ones (listing, images, a ping) run
+on a dedicated thread pool. Every container is killed and removed when its attempt ends,
+whatever happened, off the attempt's critical path."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import docker.errors
-import requests
+import aiohttp
 
 from ava_platform.config import PoolSettings
 from ava_platform.errors import ExecutorError
@@ -30,13 +30,13 @@ from ava_platform.executor.containers import (
     translate,
 )
 from ava_platform.executor.egress import EgressGuard
+from ava_platform.executor.engine_api import EngineNotFound, EngineRefused
 from ava_platform.executor.warm import Idle, Shape, WarmPool
 from ava_platform.log import get_logger
 
 log = get_logger("ava.executor")
 T = TypeVar("T")
 WARM_TTL_ENV = "AVA_WARM_TTL_S"  # the shim of a prewarmed container ends itself after this
-WAIT_LIMIT_S = 3600 + 120  # a wait outlives the longest attempt (timeout_seconds <= 3600)
 # ended containers whose removal may wait for a quiet engine (see _reap); beyond this many the
 # oldest is removed at once, so a sustained load never piles them up
 MAX_UNREMOVED = 32
@@ -99,9 +99,7 @@ class DockerExecutor:
         # the create call runs on a thread and finishes even if this task is cancelled (a
         # shutdown); it is shielded so its container id is never lost, and so never leaked
         self._cold_inflight += 1
-        create = asyncio.ensure_future(
-            self._call(self._engine.create, spec.image, spec, job_labels(spec))
-        )
+        create = asyncio.ensure_future(self._engine.create(spec.image, spec, job_labels(spec)))
         try:
             t0 = time.monotonic()
             try:
@@ -112,10 +110,10 @@ class DockerExecutor:
                 self._sweep()  # and so did removals
             if on_bound is not None:
                 await on_bound(container_id)
-            sock = await self._call(self._engine.attach, container_id)
+            sock = await self._engine.attach(container_id)
             reader = self._start_reader(sock, on_output)
-            await self._call(self._engine.start, container_id)
-            exited = await self._call(self._engine.watch_exit, container_id, spec.timeout_s)
+            await self._engine.start(container_id)
+            exited = await self._engine.watch_exit(container_id)
             await attach.send_stdin(sock, spec.envelope)
             return await self._finish(
                 container_id, spec, cancel, reader, exited, time.monotonic() - t0, result_seen
@@ -150,7 +148,7 @@ class DockerExecutor:
                 exited = idle.exited
                 reader = self._start_reader(idle.handle, on_output)
                 await attach.send_stdin(idle.handle, spec.envelope)
-            except (OSError, docker.errors.NotFound, requests.exceptions.RequestException):
+            except (OSError, EngineRefused, aiohttp.ClientError):
                 # its shim is gone (the engine restarted?): so, likely, are the others
                 log.warning("warm_handover_failed", container_id=idle.container_id)
                 close_quietly(idle.exited)
@@ -174,7 +172,7 @@ class DockerExecutor:
         spec: RunSpec,
         cancel: asyncio.Event,
         reader: asyncio.Task[None],
-        exited: requests.Response,
+        exited: aiohttp.ClientResponse,
         start_latency_s: float,
         result_seen: asyncio.Event | None,
     ) -> RunResult:
@@ -192,9 +190,13 @@ class DockerExecutor:
                 start_latency_s=start_latency_s,
             )
         await asyncio.wait_for(asyncio.shield(reader), timeout=10)
-        oom = await self._call(self._engine.oom_killed, container_id)
+        oom = await self._engine.oom_killed(container_id)
         if oom is None:  # a prewarmed container removes itself once it exits
             oom = exit_code == 137 and not (timed_out or cancelled)
+        if exit_code and not (timed_out or cancelled or oom) and not await self.ping():
+            # an engine that stops kills its containers, and answers their waits and an
+            # inspect or two before it goes: the job did not fail, the platform did
+            raise ExecutorError("the engine went away during the attempt")
         return RunResult(
             exit_code=exit_code,
             timed_out=timed_out,
@@ -209,12 +211,12 @@ class DockerExecutor:
         container_id: str,
         spec: RunSpec,
         cancel: asyncio.Event,
-        exited: requests.Response,
+        exited: aiohttp.ClientResponse,
         result_seen: asyncio.Event | None,
     ) -> tuple[int | None, bool, bool]:
         """(exit code, timed out, cancelled); (None, False, False) when the result frame came
         first (the exit status then is the protocol's for that frame)."""
-        waiter = asyncio.ensure_future(self._call(exit_status, exited))
+        waiter = asyncio.ensure_future(exit_status(exited))
         cancelled = asyncio.ensure_future(cancel.wait())
         framed = asyncio.ensure_future((result_seen or asyncio.Event()).wait())
         done, _ = await asyncio.wait(
@@ -231,11 +233,11 @@ class DockerExecutor:
             waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
             return None, False, False
         was_cancelled = cancel.is_set()
-        await self._call(self._engine.kill, container_id)
+        await self._engine.kill(container_id)
         try:
             status = await asyncio.wait_for(waiter, timeout=30)
             code: int | None = int(status.get("StatusCode", -1))
-        except (TimeoutError, requests.exceptions.RequestException):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             code = None
         return code, not was_cancelled, was_cancelled
 
@@ -271,24 +273,27 @@ class DockerExecutor:
         while self._cold_inflight == 0 and (shape := self._warm.wanted()) is not None:
             self._warm.creating(shape, +1)
             try:
-                idle = await asyncio.shield(self._call(self._prewarm, shape))
+                idle = await asyncio.shield(asyncio.ensure_future(self._prewarm(shape)))
             finally:
                 self._warm.creating(shape, -1)
             self._warm.put(idle)
 
-    def _prewarm(self, shape: Shape) -> Idle:
+    async def _prewarm(self, shape: Shape) -> Idle:
         """Created, attached and started: the shim blocks on stdin, holding nothing."""
         ttl = f"{self._warm.settings.idle_ttl_s:g}"
-        container_id = self._engine.create(
+        container_id = await self._engine.create(
             shape.image, shape, {POOL_LABEL: "1"}, env={WARM_TTL_ENV: ttl}, auto_remove=True
         )
+        sock = None
         try:
-            sock = self._engine.attach(container_id)
-            self._engine.start(container_id)
-            exited = self._engine.watch_exit(container_id, WAIT_LIMIT_S)
+            sock = await self._engine.attach(container_id)
+            await self._engine.start(container_id)
+            exited = await self._engine.watch_exit(container_id)
         except Exception:
-            with contextlib.suppress(docker.errors.APIError):
-                self._engine.remove(container_id)
+            if sock is not None:
+                close_quietly(sock)
+            with contextlib.suppress(EngineRefused, aiohttp.ClientError, OSError):
+                await self._engine.remove(container_id)
             raise
         return Idle(container_id, shape, time.monotonic(), sock, exited)
 
@@ -322,7 +327,7 @@ class DockerExecutor:
 
     async def _retire(self, container_id: str) -> None:
         try:
-            await self._call(self._engine.kill, container_id)
+            await self._engine.kill(container_id)
         except Exception as exc:  # the engine is away: the removal below retries
             log.warning("container_kill_failed", container_id=container_id, error=str(exc))
         self._unremoved.append(container_id)
@@ -357,12 +362,12 @@ class DockerExecutor:
         for delay in (0.0, 0.2, 1.0):
             await asyncio.sleep(delay)
             try:
-                await self._call(self._engine.remove, container_id)
+                await self._engine.remove(container_id)
                 return
-            except docker.errors.NotFound:
+            except EngineNotFound:
                 return
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409 and "already in progress" in str(exc):
+            except EngineRefused as exc:
+                if exc.status == 409 and "already in progress" in exc.message:
                     return  # a prewarmed container removing itself
                 log.warning("container_remove_failed", container_id=container_id, error=str(exc))
             except Exception as exc:
@@ -385,12 +390,9 @@ class DockerExecutor:
 
     async def image_exists(self, image: str) -> bool:
         try:
-            await self._call(self._engine.api().inspect_image, image)
-        except docker.errors.ImageNotFound:
-            return False
+            return await self._call(self._engine.has_image, image)
         except Exception as exc:
             raise translate(exc, "cannot inspect image") from exc
-        return True
 
     async def ping(self) -> bool:
         try:
@@ -414,7 +416,7 @@ class DockerExecutor:
             reader.cancel()
         if self._readers:
             await asyncio.wait(set(self._readers), timeout=5)
-        self._engine.close()
+        await self._engine.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -139,7 +139,7 @@ def test_the_engine_adapters_are_seen_importing_docker() -> None:
         for path in _modules(PACKAGE)
         if any(name.split(".")[0] == "docker" for name in imports(path))
     }
-    assert {"executor/docker.py", "executor/builds.py", "executor/engine.py"} <= importers
+    assert {"executor/containers.py", "executor/builds.py", "executor/engine.py"} <= importers
     assert all(name.startswith(f"{DOCKER_LAYER}/") for name in importers)
 
 
