@@ -63,6 +63,7 @@ class DockerExecutor:
         self._unremoved: deque[str] = deque()
         self._sweeper: asyncio.Task[None] | None = None
         self._readers: set[asyncio.Task[None]] = set()
+        self._prewarming: set[asyncio.Future[Idle]] = set()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -272,10 +273,19 @@ class DockerExecutor:
         # one container at a time, and only while no attempt is creating one: jobs go first
         while self._cold_inflight == 0 and (shape := self._warm.wanted()) is not None:
             self._warm.creating(shape, +1)
+            # shielded, and kept until its container is in the pool: a shutdown that cancels
+            # the refill waits for it and removes the container (one only created is never
+            # removed by the engine)
+            prewarm = asyncio.ensure_future(self._prewarm(shape))
+            self._prewarming.add(prewarm)
             try:
-                idle = await asyncio.shield(asyncio.ensure_future(self._prewarm(shape)))
+                idle = await asyncio.shield(prewarm)
+            except Exception:
+                self._prewarming.discard(prewarm)
+                raise
             finally:
                 self._warm.creating(shape, -1)
+            self._prewarming.discard(prewarm)
             self._warm.put(idle)
 
     async def _prewarm(self, shape: Shape) -> Idle:
@@ -405,6 +415,12 @@ class DockerExecutor:
             self._refiller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refiller
+        if self._prewarming:
+            done, _ = await asyncio.wait(set(self._prewarming), timeout=60)
+            for prewarm in done:
+                if not prewarm.cancelled() and prewarm.exception() is None:
+                    idle = prewarm.result()
+                    self._reap(idle.container_id, idle.handle, idle.exited)
         self._drain_pool()
         if self._reaping:
             await asyncio.wait(set(self._reaping), timeout=30)
