@@ -97,7 +97,7 @@ class DockerExecutor:
         result_seen: asyncio.Event | None,
     ) -> RunResult:
         container_id: str | None = None
-        # the create call runs on a thread and finishes even if this task is cancelled (a
+        # the create call runs as a task of its own and finishes even if this one is cancelled (a
         # shutdown); it is shielded so its container id is never lost, and so never leaked
         self._cold_inflight += 1
         create = asyncio.ensure_future(self._engine.create(spec.image, spec, job_labels(spec)))
