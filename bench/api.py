@@ -11,7 +11,8 @@
    own) while 40 jobs run at concurrency 4 on the same process, each printing a line every
    20 ms, with an SSE follower per job (target ≤ 20 ms); the same client on the idle process
    is printed beside it, and the bare app's p99 (a process with no work, on the same two
-   cores) probed while the same job load runs again.
+   cores) probed while the same job load runs again. For each, the time its loop thread ran
+   and the time it waited for a CPU during the load: what of the tail is the machine's.
 
 Needs wrk and the python runtime image (`make bench` sees to both).
 Run: .venv/bin/python bench/api.py
@@ -100,7 +101,7 @@ async def seed(db_path: Path) -> None:
 
 
 @contextmanager
-def bare_server(fixtures: Path) -> Iterator[str]:
+def bare_server(fixtures: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port)]
     argv += ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]  # as `ava serve`
@@ -109,7 +110,7 @@ def bare_server(fixtures: Path) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy_bare(url)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -220,6 +221,22 @@ def dechunk(body: bytes) -> bytes:
         at = end + 2 + size + 2
 
 
+@contextmanager
+def loop_thread_clock(pid: int) -> Iterator[list[float]]:
+    """Seconds the process's main thread (its event loop) spent on a CPU and runnable but
+    waiting for one while the block ran, from /proc/PID/schedstat; the list holds the two once
+    the block ends. A latency tail made of the second is the machine's contention for its two
+    cores, not the process's own work."""
+
+    def read() -> list[float]:
+        ran_ns, waited_ns = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+        return [int(ran_ns) / 1e9, int(waited_ns) / 1e9]
+
+    before, spent = read(), []
+    yield spent
+    spent.extend(after - first for after, first in zip(read(), before, strict=True))
+
+
 def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
@@ -241,7 +258,10 @@ def job_load(client: httpx.Client, url: str, hdrs: dict[str, str], worker: str) 
     )
 
 
-def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None:
+def under_load(
+    ava: tuple[str, int], bare: tuple[str, int], hdrs: dict[str, str], job_path: str
+) -> None:
+    (url, ava_pid), (bare_url, bare_pid) = ava, bare
     with httpx.Client(base_url=url, headers=hdrs, timeout=30) as client:
         with latency_probe(url, job_path, hdrs) as idle:
             time.sleep(3.0)
@@ -252,24 +272,29 @@ def under_load(url: str, bare: str, hdrs: dict[str, str], job_path: str) -> None
         client.post(
             f"/v1/ava/workers/{worker}/jobs", params={"wait": 60}, json={}
         ).raise_for_status()
-        with latency_probe(url, job_path, hdrs) as loaded:
+        with latency_probe(url, job_path, hdrs) as loaded, loop_thread_clock(ava_pid) as clock:
             load = job_load(client, url, hdrs, worker)
         # the floor: a process with no work of its own, probed alone while the same job load
         # runs again (two probes at once would each bend the other's tail on two cores)
-        with latency_probe(bare, job_path, {}) as bare_loaded:
+        with (
+            latency_probe(bare_url, job_path, {}) as bare_loaded,
+            loop_thread_clock(bare_pid) as bare_clock,
+        ):
             bare_load = job_load(client, url, hdrs, worker)
     print(
         f"\nGET /jobs/{{id}} from a sequential client in its own process: idle p99 "
         f"{p99(idle):.1f} ms ({len(idle)} requests); while {LOAD_JOBS} jobs ran at concurrency "
         f"{LOAD_CONCURRENCY} with an SSE follower each ({load}): "
         f"p50 {statistics.median(loaded):.1f} ms, p99 {p99(loaded):.1f} ms over {len(loaded)} "
-        f"requests (target p99 ≤ 20 ms)"
+        f"requests (target p99 ≤ 20 ms); its loop thread ran {clock[0]:.2f} s and waited "
+        f"{clock[1]:.2f} s for a CPU"
     )
     print(
         f"the bare app under the same job load ({bare_load}): p50 "
         f"{statistics.median(bare_loaded):.1f} ms, p99 {p99(bare_loaded):.1f} ms over "
         f"{len(bare_loaded)} requests; AVA's p99 ÷ the bare app's: "
-        f"{p99(loaded) / p99(bare_loaded):.2f}"
+        f"{p99(loaded) / p99(bare_loaded):.2f}; its loop thread ran {bare_clock[0]:.2f} s and "
+        f"waited {bare_clock[1]:.2f} s for a CPU"
     )
 
 
@@ -282,14 +307,14 @@ def main() -> None:
         asyncio.run(seed(db_path))
         hdrs = headers(tenant=TENANT, role="tenant-viewer")
         env = {"AVA_MAX_CONCURRENT_JOBS": str(LOAD_CONCURRENCY)}
-        with process_server(db_path, **env) as (url, _):
+        with process_server(db_path, **env) as (url, ava_proc):
             wait_healthy(url)
             with httpx.Client(base_url=f"{url}/v1/ava", headers=hdrs, timeout=30) as client:
                 routes, fixtures = fixtures_of(client, tmp)
             with bare_server(fixtures) as bare:
-                throughput(url, bare, routes, hdrs)
+                throughput(url, bare[0], routes, hdrs)
                 admin = headers(tenant=TENANT, role="tenant-admin")
-                under_load(url, bare, admin, routes["GET /jobs/{id}"])
+                under_load((url, ava_proc.pid), bare, admin, routes["GET /jobs/{id}"])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ from ava_platform.models import LogLine
 from ava_platform.store.database import Database
 
 _INT_MAX = 2**63 - 1  # the largest integer either backend stores
+# A batch this small is written on the loop in one step (about 0.1 ms on SQLite): on the
+# writer's thread the same five statements were five round trips through the loop, the flush
+# of a job printing a line now and then the busiest of the loop's work while jobs run.
+INLINE_LINES, INLINE_BYTES = 64, 64 * 1024
 
 
 class LogStore:
@@ -16,7 +20,9 @@ class LogStore:
         self, job_id: str, attempt: int, lines: list[tuple[str, str, str]], *, truncated: bool
     ) -> int:
         """Stores (ts, stream, line) rows in one transaction; returns the last seq written."""
-        async with self._db.transaction(bulk=True) as conn:
+        size = sum(len(line.encode()) + 1 for _, _, line in lines)
+        bulk = len(lines) > INLINE_LINES or size > INLINE_BYTES
+        async with self._db.transaction(bulk=bulk) as conn:
             await conn.executemany(
                 "INSERT INTO job_logs (job_id, attempt, ts, stream, line) VALUES (?, ?, ?, ?, ?)",
                 [(job_id, attempt, ts, stream, line) for ts, stream, line in lines],
@@ -24,7 +30,7 @@ class LogStore:
             await conn.execute(
                 "UPDATE jobs SET log_bytes = log_bytes + ?, "
                 "log_truncated = CASE WHEN ? = 1 THEN 1 ELSE log_truncated END WHERE id = ?",
-                (sum(len(line.encode()) + 1 for _, _, line in lines), int(truncated), job_id),
+                (size, int(truncated), job_id),
             )
             # one job's lines are written by its one runner: the newest is the batch's last
             async with conn.execute(
